@@ -145,7 +145,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 
 # --- Background work (django-q2) ------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-WATCHPOST_TASKS_SYNC = env_bool("WATCHPOST_TASKS_SYNC", False)
+# Tests run django-q2 tasks inline unless told otherwise.
+WATCHPOST_TASKS_SYNC = env_bool("WATCHPOST_TASKS_SYNC", TESTING)
 Q_CLUSTER = {
     "name": "watchpost",
     "workers": env_int("Q_WORKERS", 2, min_value=1, max_value=64),
