@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ if _external is not None:
     _db = _external
     _db["ENGINE"] = "django.db.backends.postgresql"
 else:
-    _db = embedded_db.ensure_database(embedded_db.pgdata_dir(BASE_DIR))
+    _db = embedded_db.ensure_database(embedded_db.pgdata_dir(BASE_DIR), env_str("WATCHPOST_DB_NAME", "watchpost"))
 
 # django-q2's database broker reconnects on every poll without persistent
 # connections (~40 tasks/s vs 260-330 tasks/s measured); keep them open.
@@ -200,3 +201,94 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Security hardening (issue 7) ---------------------------------------------------
+# Headers that are right for every deployment, HTTP or HTTPS.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# A local install answers plain HTTP on 127.0.0.1; secure cookies or an SSL redirect
+# would make it unusable, so HTTPS hardening is an explicit opt-in (HTTPS=1) and never
+# applies to DEBUG or test runs.
+HTTPS = env_bool("HTTPS", False) and not DEBUG and not TESTING
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, min_value=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a one-way submission to browser vendors: opt in with SECURE_HSTS_PRELOAD=1.
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+    if env_bool("SECURE_PROXY_SSL_HEADER", False):
+        # Only when a TLS-terminating proxy always sets (and strips client-sent) X-Forwarded-Proto.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): no inline or eval'd script anywhere; inline
+# styles stay allowed because progress bars set their width with a style attribute.
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+    }
+}
+
+# Login throttling (django-axes): lock a user name + client IP pair after
+# LOGIN_FAILURE_LIMIT failures for LOGIN_COOLOFF_MINUTES; a success resets the count.
+# Failed logins are audited by monitoring's user_login_failed receiver (also during a lockout).
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # must stay last
+# Off under pytest so tests may use client.login(); the lockout tests switch it on.
+AXES_ENABLED = not TESTING
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, min_value=1, max_value=1000)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, min_value=1, max_value=7 * 24 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dashboard.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "dashboard.security.client_ip"
+# Successful logins are already in audit_logs; axes keeps only what it needs to lock out.
+AXES_DISABLE_ACCESS_LOG = True
+
+# --- Alerting (issue 5) -------------------------------------------------------------
+# Webhook attempts time out after this many seconds; each alert × channel gets up to
+# ALERT_DELIVERY_MAX_ATTEMPTS tracked attempts with exponential backoff and jitter.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, min_value=1, max_value=120)
+ALERT_DELIVERY_MAX_ATTEMPTS = env_int("ALERT_DELIVERY_MAX_ATTEMPTS", 5, min_value=1, max_value=20)
+# Baselines: EWMA weight of the newest hour (percent) and the samples a slot needs
+# before events get an anomaly score.
+BASELINE_ALPHA = env_int("BASELINE_ALPHA_PERCENT", 10, min_value=1, max_value=100) / 100
+BASELINE_MIN_SAMPLES = env_int("BASELINE_MIN_SAMPLES", 7, min_value=1, max_value=10000)
+
+# --- Database log handler (monitoring, issue 4) ------------------------------------
+# Our own loggers' records also go to the `logs` table (Log explorer), written by a
+# background thread so logging never waits on the database. Off under pytest so
+# other tests are not slowed; tests of the handler build their own instance.
+LOG_TO_DATABASE = env_bool("LOG_TO_DATABASE", not TESTING)
+LOGGING["handlers"]["database"] = {
+    "()": "monitoring.logging.DatabaseLogHandler",
+    "level": env_str("DB_LOG_LEVEL", "INFO").upper(),
+    "enabled": LOG_TO_DATABASE,
+}
+for _logger_name in ("dashboard", "monitoring", "alerting", "jobs"):
+    LOGGING["loggers"].setdefault(_logger_name, {}).setdefault("handlers", []).append("database")
+
+# --- Backup / restore limits (jobs, issue 3) ---------------------------------------------
+# A restore archive may expand to at most this many bytes in total, and a member
+# bigger than 1 MiB may not expand more than RATIO times its compressed size
+# (real CSV backups stay far below; zip bombs run at ~1000x).
+RESTORE_MAX_UNCOMPRESSED_BYTES = env_int("RESTORE_MAX_UNCOMPRESSED_BYTES", 16 * 1024**3, min_value=1024)
+RESTORE_MAX_COMPRESSION_RATIO = env_int("RESTORE_MAX_COMPRESSION_RATIO", 250, min_value=2)
+# Rows deleted per statement by the retention job (short transactions, no long locks).
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000, min_value=100)

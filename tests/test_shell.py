@@ -64,3 +64,17 @@ def test_healthz_reports_database_and_worker_without_login(client):
 
 def test_healthz_refuses_post(client):
     assert client.post(reverse("healthz")).status_code == 405
+
+
+def test_healthz_reports_worker_ok_after_a_heartbeat(client):
+    from django_q.tasks import async_task
+
+    from dashboard.schedules import ensure_schedules
+    from dashboard.services.health import HEARTBEAT_FUNC
+
+    ensure_schedules()
+    ensure_schedules()  # idempotent
+    async_task(HEARTBEAT_FUNC, sync=True)
+    body = client.get(reverse("healthz")).json()
+    assert body["worker"] == "ok"
+    assert body["worker_heartbeat_age_seconds"] < 60
