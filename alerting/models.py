@@ -8,8 +8,17 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from alerting.choices import DEFAULT_DEDUP_TEMPLATE, AlertStatus, Severity, ZoneShape, ZoneType
+from alerting.choices import (
+    DEFAULT_DEDUP_TEMPLATE,
+    AlertStatus,
+    ChannelType,
+    DeliveryStatus,
+    Severity,
+    ZoneShape,
+    ZoneType,
+)
 from dashboard.fields import literal_defaults, now_defaults
 
 
@@ -17,11 +26,18 @@ class AlertRuleQuerySet(models.QuerySet):
     def enabled(self):
         return self.filter(enabled=True)
 
+    def search(self, text: str):
+        return self.filter(name__icontains=text) if text else self
+
+    def using_zone(self, zone_id: str):
+        # JSONB containment: zone_ids @> '["zone"]'.
+        return self.filter(zone_ids__contains=[zone_id])
+
 
 class AlertRule(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
-    description = models.TextField(null=True, blank=True)
+    description = models.TextField(null=True, blank=True)  # noqa: DJ001  (seed: nullable)
     enabled = models.BooleanField(**literal_defaults(True))
     severity = models.CharField(max_length=10, choices=Severity.choices, **literal_defaults(Severity.MEDIUM))
     risk_threshold = models.IntegerField(null=True, blank=True)
@@ -64,6 +80,17 @@ class AlertRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        # The engine's rule cache keys on max(updated_at); every save must move it.
+        self.updated_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
+        super().save(*args, **kwargs)
+
+    @property
+    def channel_list(self) -> list[dict]:
+        return [c for c in (self.channels or []) if isinstance(c, dict)]
+
     def clean(self):
         errors = {}
         if self.risk_threshold is not None and not 0 <= self.risk_threshold <= 100:
@@ -91,6 +118,13 @@ class AlertQuerySet(models.QuerySet):
 
     def between(self, start, end):
         return self.filter(created_at__gte=start, created_at__lt=end)
+
+    def newest_first(self):
+        # Keyset order of the inbox, served by idx_alerts_created_at (id breaks ties).
+        return self.order_by("-created_at", "-id")
+
+    def for_camera(self, camera_id):
+        return self.filter(event__camera_id=camera_id)
 
 
 class Alert(models.Model):
@@ -134,6 +168,72 @@ class Alert(models.Model):
     def __str__(self) -> str:
         return f"{self.get_severity_display()} alert {str(self.pk)[:8]} ({self.status})"
 
+    @property
+    def matched_conditions(self) -> list:
+        return list((self.metadata or {}).get("matched_conditions") or [])
+
+    @property
+    def can_acknowledge(self) -> bool:
+        from alerting.choices import ACKNOWLEDGEABLE
+
+        return self.status in ACKNOWLEDGEABLE
+
+    @property
+    def can_dismiss(self) -> bool:
+        return self.status != AlertStatus.DISMISSED
+
+
+class NotificationDeliveryQuerySet(models.QuerySet):
+    def for_channel(self, channel_type: str, target: str):
+        return self.filter(channel_type=channel_type, target=target)
+
+    def succeeded(self):
+        return self.filter(status=DeliveryStatus.SUCCEEDED)
+
+
+class NotificationDelivery(models.Model):
+    """One attempt to deliver one alert through one channel (beyond the seed: `alert_deliveries`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    channel_type = models.CharField(max_length=20, choices=ChannelType.choices)
+    # URL for webhooks, comma-separated recipients for email; never the webhook secret.
+    target = models.CharField(max_length=1000)
+    attempt = models.IntegerField(**literal_defaults(1))
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, **literal_defaults(DeliveryStatus.PENDING))
+    http_status = models.IntegerField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001  (NULL: no error)
+    created_at = models.DateTimeField(**now_defaults())
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The tracked job (jobs.id) that made this attempt; no FK so job retention cannot delete history.
+    job_id = models.UUIDField(null=True, blank=True)
+
+    objects = NotificationDeliveryQuerySet.as_manager()
+
+    class Meta:
+        db_table = "alert_deliveries"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel_type__in=ChannelType.values), name="ck_alert_deliveries_channel"
+            ),
+            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="ck_alert_deliveries_status"),
+            models.CheckConstraint(condition=Q(attempt__gte=1), name="ck_alert_deliveries_attempt"),
+            # One row per attempt: a job that runs twice cannot record the same attempt twice.
+            models.UniqueConstraint(
+                fields=["alert", "channel_type", "target", "attempt"], name="uq_alert_deliveries_attempt"
+            ),
+        ]
+        indexes = [
+            # Alert detail (deliveries of one alert, in order) and the "all channels succeeded" check.
+            models.Index(fields=["alert", "created_at"], name="idx_alert_deliveries_alert"),
+            # Operators looking for failing channels across alerts, newest first.
+            models.Index(fields=["status", "-created_at"], name="idx_alert_deliveries_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_type} → {self.target} #{self.attempt} ({self.status})"
+
 
 class CameraZoneQuerySet(models.QuerySet):
     def enabled(self):
@@ -175,6 +275,13 @@ class CameraZone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.camera_id})"
+
+    def save(self, *args, **kwargs):
+        # The engine's zone cache keys on max(updated_at); every save must move it.
+        self.updated_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
+        super().save(*args, **kwargs)
 
     def clean(self):
         from alerting.services.geometry import validate_zone_points

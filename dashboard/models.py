@@ -248,6 +248,14 @@ class ReidEmbedding(models.Model):
     def __str__(self) -> str:
         return f"re-id {self.embedding_hash[:12]}"
 
+    def clean(self):
+        from dashboard.services.reid import InvalidEmbedding, validate_embedding
+
+        try:
+            validate_embedding(self.embedding)
+        except InvalidEmbedding as exc:
+            raise ValidationError({"embedding": str(exc)})
+
 
 class ActionResult(models.Model):
     detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="actions", db_index=False)

@@ -7,7 +7,17 @@ from dashboard import views
 # Routes of the dashboard app itself (core domain: events, detections).
 app_patterns = (
     [
-        path("events/", views.events_placeholder, name="events"),
+        path("events/", views.events, name="events"),
+        path("events/review/", views.events_bulk_review, name="events_bulk_review"),
+        path("events/<int:pk>/", views.event_detail, name="event_detail"),
+        path("events/<int:pk>/review/", views.event_review, name="event_review"),
+        path("events/<int:pk>/feedback/", views.event_feedback, name="event_feedback"),
+        path("detections/<int:pk>/frame/", views.detection_frame, name="detection_frame"),
+        path("detections/<int:pk>/similar/", views.detection_similar, name="detection_similar"),
+        # /audit/ is the audit-trail explorer (monitoring); these are the LLM's event audits.
+        path("feedback/stats/", views.feedback_stats, name="feedback_stats"),
+        path("audits/events/", views.audits, name="audits"),
+        path("overview/<slug:widget>/", views.overview_widget, name="overview_widget"),
     ],
     "dashboard",
 )

@@ -28,6 +28,7 @@ def placeholder(request, title: str, issue: str):
     return render(request, "placeholder.html", {"title": title, "issue": issue})
 
 
+@require_GET
 def home(request):
     """The overview: each widget loads itself lazily (and refreshes) from overview_widget."""
     widgets = [
@@ -81,6 +82,20 @@ def _export_url(request) -> str | None:
     return f"{url}?export_type=events" + (f"&{query}" if query else "")
 
 
+def _export_ignored(filterset) -> list[str]:
+    """Labels of active filters the exporter does not apply, so the link does not over-promise."""
+    try:
+        from jobs.services.exports import EVENT_FILTERS
+    except ImportError:
+        return []
+    data = filterset.form.cleaned_data if filterset.is_bound else {}
+    return [
+        str(filterset.filters[name].label)
+        for name, value in data.items()
+        if value not in (None, "", [], ()) and name not in EVENT_FILTERS
+    ]
+
+
 @require_GET
 def events(request):
     filterset = EventFilterSet(request.GET or None, queryset=event_service.list_queryset())
@@ -102,6 +117,7 @@ def events(request):
         "valid": valid,
         "notice": notice,
         "export_url": _export_url(request) if valid else None,
+        "export_ignored": _export_ignored(filterset) if valid else [],
         "bulk_max": event_service.BULK_REVIEW_MAX,
     }
     template = "dashboard/_events_results.html" if _partial(request) else "dashboard/events_list.html"

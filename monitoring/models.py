@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import Q
+from django.db.models import Avg, Count, DateTimeField, F, Func, Max, Q, Value
 
 from dashboard.fields import literal_defaults, now_defaults
 from monitoring.choices import AuditStatus, LogLevel, LogSource
@@ -23,10 +25,86 @@ class GpuStatQuerySet(models.QuerySet):
             qs = qs.filter(gpu_index=gpu_index)
         return qs
 
+    def bucketed(self, width: dt.timedelta, origin: dt.datetime | None = None):
+        """One row per `width` bucket: averages (and a few maxima) computed by PostgreSQL.
+
+        `date_bin` groups in SQL, so a 30-day chart reads the rows of its range
+        once and returns ~360 rows instead of shipping 500k samples to Python.
+        Combined with `for_gpu(...).between(...)` the scan is a range of
+        idx_gpu_stats_gpu_recorded_at.
+        """
+        origin = origin or dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        return (
+            self.order_by()
+            .annotate(bucket=DateBin(width, F("recorded_at"), origin))
+            .values("bucket")
+            .annotate(
+                # Maxima first: once "temperature" names the average, Max("temperature")
+                # would refer to the annotation instead of the column.
+                temperature_max=Max("temperature"),
+                samples=Count("id"),
+                gpu_utilization=Avg("gpu_utilization"),
+                memory_bandwidth_utilization=Avg("memory_bandwidth_utilization"),
+                memory_used=Avg("memory_used"),
+                memory_total=Max("memory_total"),
+                temperature=Avg("temperature"),
+                power_usage=Avg("power_usage"),
+                power_limit=Max("power_limit"),
+                sm_clock=Avg("sm_clock"),
+                memory_clock=Avg("memory_clock"),
+                fan_speed=Avg("fan_speed"),
+                inference_fps=Avg("inference_fps"),
+                pcie_tx_throughput=Avg("pcie_tx_throughput"),
+                pcie_rx_throughput=Avg("pcie_rx_throughput"),
+                encoder_utilization=Avg("encoder_utilization"),
+                decoder_utilization=Avg("decoder_utilization"),
+            )
+            .order_by("bucket")
+        )
+
+
+class GpuStatManager(models.Manager.from_queryset(GpuStatQuerySet)):
+    # Skip scan over idx_gpu_stats_gpu_recorded_at: walk the distinct (host,
+    # gpu_index) pairs one index probe at a time, then one probe per GPU for its
+    # newest row. DISTINCT ON would read every row of the table (10M+).
+    LATEST_SQL = """
+        WITH RECURSIVE gpus AS (
+            (SELECT host, gpu_index FROM gpu_stats ORDER BY host, gpu_index LIMIT 1)
+            UNION ALL
+            SELECT nxt.host, nxt.gpu_index FROM gpus
+            CROSS JOIN LATERAL (
+                SELECT g.host, g.gpu_index FROM gpu_stats g
+                WHERE (g.host, g.gpu_index) > (gpus.host, gpus.gpu_index)
+                ORDER BY g.host, g.gpu_index LIMIT 1
+            ) nxt
+        )
+        SELECT latest.* FROM gpus
+        CROSS JOIN LATERAL (
+            SELECT s.* FROM gpu_stats s
+            WHERE s.host = gpus.host AND s.gpu_index = gpus.gpu_index
+            ORDER BY s.recorded_at DESC LIMIT 1
+        ) latest
+        ORDER BY latest.host, latest.gpu_index
+    """
+
+    def latest_per_gpu(self) -> list:
+        """The newest sample of every GPU ever sampled (any host), ordered by host and index."""
+        return list(self.raw(self.LATEST_SQL))
+
+
+class DateBin(Func):
+    """PostgreSQL 14+ date_bin(stride, source, origin)."""
+
+    function = "date_bin"
+    output_field = DateTimeField()
+
+    def __init__(self, stride: dt.timedelta, source, origin: dt.datetime, **extra):
+        super().__init__(Value(stride), source, Value(origin), **extra)
+
 
 class GpuStat(models.Model):
     recorded_at = models.DateTimeField(**now_defaults())
-    gpu_name = models.CharField(max_length=255, null=True, blank=True)
+    gpu_name = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     gpu_utilization = models.FloatField(null=True, blank=True)
     memory_used = models.IntegerField(null=True, blank=True, help_text="MB")
     memory_total = models.IntegerField(null=True, blank=True, help_text="MB")
@@ -54,10 +132,10 @@ class GpuStat(models.Model):
     bar1_used = models.IntegerField(null=True, blank=True, help_text="MB")
     # Beyond the seed: several GPUs and hosts share the table.
     gpu_index = models.IntegerField(**literal_defaults(0))
-    gpu_uuid = models.CharField(max_length=100, null=True, blank=True)
+    gpu_uuid = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     host = models.CharField(max_length=255, **literal_defaults(""))
 
-    objects = GpuStatQuerySet.as_manager()
+    objects = GpuStatManager()
 
     class Meta:
         db_table = "gpu_stats"
@@ -73,6 +151,16 @@ class GpuStat(models.Model):
         return f"{self.gpu_name or 'GPU'} #{self.gpu_index} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
+def _keyset_before(qs, field: str, timestamp, pk):
+    # `t <= ts AND NOT (t = ts AND id >= pk)` is the row comparison (t, id) < (ts, pk)
+    # written so the B-tree on the timestamp serves it as a plain range.
+    return qs.filter(**{f"{field}__lte": timestamp}).exclude(**{field: timestamp, "id__gte": pk})
+
+
+def _keyset_after(qs, field: str, timestamp, pk):
+    return qs.filter(**{f"{field}__gte": timestamp}).exclude(**{field: timestamp, "id__lte": pk})
+
+
 class LogQuerySet(models.QuerySet):
     def between(self, start, end):
         return self.filter(timestamp__gte=start, timestamp__lt=end)
@@ -80,20 +168,37 @@ class LogQuerySet(models.QuerySet):
     def errors(self):
         return self.filter(level__in=[LogLevel.ERROR, LogLevel.CRITICAL])
 
+    def search(self, text: str):
+        """Full-text match in websearch syntax ("disk full" -camera or error) via the GIN index."""
+        from django.contrib.postgres.search import SearchQuery
+
+        return self.filter(search_vector=SearchQuery(text, search_type="websearch", config="english"))
+
+    def newest_first(self):
+        return self.order_by("-timestamp", "-id")
+
+    def before(self, timestamp, pk):
+        """Keyset page: rows strictly older than (timestamp, pk) in newest-first order."""
+        return _keyset_before(self, "timestamp", timestamp, pk)
+
+    def after(self, timestamp, pk):
+        """Rows strictly newer than (timestamp, pk): the live tail."""
+        return _keyset_after(self, "timestamp", timestamp, pk)
+
 
 class Log(models.Model):
     timestamp = models.DateTimeField(**now_defaults())
     level = models.CharField(max_length=10, choices=LogLevel.choices)
     component = models.CharField(max_length=50)
     message = models.TextField()
-    camera_id = models.CharField(max_length=100, null=True, blank=True)
+    camera_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     event_id = models.IntegerField(null=True, blank=True)
-    request_id = models.CharField(max_length=36, null=True, blank=True)
+    request_id = models.CharField(max_length=36, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     detection_id = models.IntegerField(null=True, blank=True)
     duration_ms = models.IntegerField(null=True, blank=True)
     extra = models.JSONField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=LogSource.choices, **literal_defaults(LogSource.BACKEND))
-    user_agent = models.TextField(null=True, blank=True)
+    user_agent = models.TextField(null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     # Maintained by PostgreSQL itself (a stored generated column), so COPY, psql and
     # every other insert path get it without a trigger or application code.
     search_vector = models.GeneratedField(
@@ -138,15 +243,26 @@ class AuditLogQuerySet(models.QuerySet):
             qs = qs.filter(resource_id=str(resource_id))
         return qs
 
+    def newest_first(self):
+        return self.order_by("-timestamp", "-id")
+
+    def before(self, timestamp, pk):
+        return _keyset_before(self, "timestamp", timestamp, pk)
+
+    def top(self, field: str, limit: int = 10):
+        """[(value, count)] of the most frequent values of `field`, most frequent first."""
+        rows = self.order_by().values(field).annotate(n=Count("id")).order_by("-n", field)[:limit]
+        return [(row[field], row["n"]) for row in rows]
+
 
 class AuditLog(models.Model):
     timestamp = models.DateTimeField(**now_defaults())
     action = models.CharField(max_length=50)
     resource_type = models.CharField(max_length=50)
-    resource_id = models.CharField(max_length=255, null=True, blank=True)
+    resource_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     actor = models.CharField(max_length=100)
-    ip_address = models.CharField(max_length=45, null=True, blank=True)
-    user_agent = models.TextField(null=True, blank=True)
+    ip_address = models.CharField(max_length=45, null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
+    user_agent = models.TextField(null=True, blank=True)  # noqa: DJ001 (nullable in the seed)
     details = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=AuditStatus.choices, **literal_defaults(AuditStatus.SUCCESS))
 
@@ -168,3 +284,30 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.resource_type}:{self.resource_id or '-'}"
+
+
+class SamplerStatus(models.Model):
+    """What the GPU sampler on each host last found (beyond the seed).
+
+    The sampler runs in the worker, the pages in the web server: this row is how
+    the web process learns *why* there are no samples ("NVML Shared Library Not
+    Found") and the per-GPU details that have no gpu_stats column (process list).
+    """
+
+    host = models.CharField(max_length=255, unique=True)
+    available = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="")
+    gpu_count = models.IntegerField(default=0)
+    driver_version = models.CharField(max_length=80, blank=True, default="")
+    # {"gpus": [{"index": 0, "uuid": ..., "processes": [{"pid", "name", "used_memory_mb"}],
+    #            "unsupported": [field, ...], "errors": {field: message}}]}
+    details = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(**now_defaults())
+
+    class Meta:
+        db_table = "monitoring_sampler_status"
+        ordering = ["host"]
+        verbose_name_plural = "sampler statuses"
+
+    def __str__(self) -> str:
+        return f"{self.host}: {'available' if self.available else self.reason}"

@@ -1,11 +1,15 @@
 from django.urls import path
 
-from dashboard.views import placeholder
+from monitoring import views
 
 app_name = "monitoring"
 
 urlpatterns = [
-    path("gpu/", placeholder, {"title": "GPU", "issue": "GPU sampling and GPU page (issue 4)"}, name="gpu"),
-    path("logs/", placeholder, {"title": "Logs", "issue": "Log explorer (issue 4)"}, name="logs"),
-    path("audit/", placeholder, {"title": "Audit trail", "issue": "Audit explorer (issue 4)"}, name="audit"),
+    path("gpu/", views.gpu, name="gpu"),
+    path("gpu/history.csv", views.gpu_csv, name="gpu_csv"),
+    path("logs/", views.logs, name="logs"),
+    path("logs/<int:pk>/", views.log_detail, name="log_detail"),
+    path("api/logs/", views.ingest_logs, name="ingest"),
+    path("audit/", views.audit, name="audit"),
+    path("audit/<int:pk>/", views.audit_detail, name="audit_detail"),
 ]

@@ -8,6 +8,9 @@ from django.core.exceptions import ValidationError
 
 Point = tuple[float, float]
 
+# Validation is O(n^2) in the number of edges; a zone drawn by hand never needs more.
+MAX_POINTS = 100
+
 
 def _as_points(raw) -> list[Point]:
     if not isinstance(raw, (list, tuple)):
@@ -68,8 +71,16 @@ def is_self_intersecting(points: list[Point]) -> bool:
     return False
 
 
+def _collinear(points: list[Point]) -> bool:
+    a = points[0]
+    b = next((p for p in points[1:] if p != a), None)
+    return b is None or all(abs(_orient(a, b, c)) <= 1e-12 for c in points)
+
+
 def validate_zone_points(raw, shape: str = "polygon") -> list[Point]:
     """Return the points as floats or raise ValidationError with a message naming the problem."""
+    if isinstance(raw, (list, tuple)) and len(raw) > MAX_POINTS:
+        raise ValidationError(f"A zone may have at most {MAX_POINTS} points (got {len(raw)}).")
     points = _as_points(raw)
     if len(points) < 3:
         raise ValidationError("A zone needs at least 3 points.")
@@ -77,10 +88,12 @@ def validate_zone_points(raw, shape: str = "polygon") -> list[Point]:
     for i in range(n):
         if points[i] == points[(i + 1) % n]:
             raise ValidationError(f"Points {i + 1} and {(i + 1) % n + 1} are the same; remove the repeated point.")
+    crossing = is_self_intersecting(points)
+    # A bow-tie's two lobes cancel out to zero signed area; report the crossing, not "no area".
+    if crossing and not _collinear(points):
+        raise ValidationError("The zone's edges cross each other; reorder the points.")
     if polygon_area(points) <= 1e-9:
         raise ValidationError("The zone has no area (its points lie on one line).")
-    if is_self_intersecting(points):
-        raise ValidationError("The zone's edges cross each other; reorder the points.")
     if shape == "rectangle":
         if n != 4:
             raise ValidationError("A rectangle has exactly 4 points.")
@@ -107,3 +120,16 @@ def point_in_polygon(x: float, y: float, points) -> bool:
                 inside = not inside
         j = i
     return inside
+
+
+def bbox_centre(x: float, y: float, width: float, height: float, image_width: float, image_height: float) -> Point:
+    """Centre of a pixel bounding box, normalised to [0, 1] by the frame size (clamped to the frame)."""
+    cx = (x + width / 2) / image_width if image_width else 0.0
+    cy = (y + height / 2) / image_height if image_height else 0.0
+    return min(max(cx, 0.0), 1.0), min(max(cy, 0.0), 1.0)
+
+
+def bounds(points) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)

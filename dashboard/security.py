@@ -1,0 +1,54 @@
+"""Login throttling hooks for django-axes: the client address and the lockout page."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+from django.conf import settings
+from django.shortcuts import render
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request) -> str | None:
+    """The address a lockout is keyed on.
+
+    X-Forwarded-For is believed only when the peer is a configured proxy, and then
+    the right-most hop that is not itself a trusted proxy is taken: anything to its
+    left was written by the client and could be rotated to dodge the lockout.
+    """
+    if request is None:
+        return None
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", "") or "")
+    trusted = set(getattr(settings, "TRUSTED_PROXIES", []))
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if not forwarded or remote not in trusted:
+        return remote
+    for hop in reversed(forwarded.split(",")):
+        ip = _valid_ip(hop)
+        if ip is None:
+            # A garbled header from behind our own proxy: fall back to the proxy itself.
+            return remote
+        if ip not in trusted:
+            return ip
+    return remote
+
+
+def lockout_minutes() -> int:
+    cool_off = settings.AXES_COOLOFF_TIME
+    return max(1, math.ceil(cool_off.total_seconds() / 60)) if cool_off else 0
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes AXES_LOCKOUT_CALLABLE: a friendly 429 page instead of a bare text body."""
+    context = {"title": "Too many failed logins", "minutes": lockout_minutes()}
+    response = render(request, "registration/lockout.html", context, status=429)
+    if context["minutes"]:
+        response["Retry-After"] = str(context["minutes"] * 60)
+    return response

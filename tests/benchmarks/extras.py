@@ -1,0 +1,26 @@
+"""Loaders for tables that features add on top of the seed schema, run after the base load.
+
+Each entry is (step name, fn(counts)). The base load skips row triggers
+(session_replication_role = replica), so anything a trigger would maintain is
+rebuilt here with the feature's own bulk path.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def reid_vectors(counts: dict) -> None:
+    """pgvector copy of the embeddings + HNSW index, via the re-id feature's own rebuild (dashboard.services.reid)."""
+    try:
+        from dashboard.services import reid
+    except ImportError:
+        return
+    if not reid.vector_index_available():
+        return
+    reid.rebuild_vectors()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) reid_vectors")
+
+
+LOADERS: list = [("reid vectors + HNSW index", reid_vectors)]

@@ -1,0 +1,159 @@
+"""Rule engine events/s and the database log handler (caller cost, records/s persisted)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.utils import timezone
+
+from tests.benchmarks.harness import NotMeasured, Result, failed, measured
+
+SECTION = "Throughput"
+
+
+def rule_engine(ds, runs: int) -> list[Result]:
+    name = "Rule engine end to end, one event at a time (writes alerts)"
+    target = "≥ 2,000 events/s"
+    try:
+        try:
+            from alerting.services import engine
+        except ImportError:
+            raise NotMeasured("alerting.services.engine missing") from None
+        from alerting.models import Alert, AlertRule, CameraZone
+
+        rules, zones = AlertRule.objects.enabled().count(), CameraZone.objects.enabled().count()
+        n_events = ds.counts["events"]
+        batch = min(2000, n_events)
+        # The newest events: the ones a live system evaluates, with detections and zones to test.
+        ids = list(range(n_events - batch + 1, n_events + 1))
+        engine.clear_cache()
+        results = [_matching_only(engine, ids, runs, target)]
+        samples, created = [], []
+        for i in range(min(runs, 5) + 1):
+            # Each event commits on its own, as in production. The alerts a run creates are
+            # deleted afterwards, so every run meets the same cooldowns as the first.
+            run_start = timezone.now()
+            t0 = time.perf_counter()
+            for eid in ids:
+                engine.evaluate_event(eid)
+            elapsed = time.perf_counter() - t0
+            new = Alert.objects.filter(created_at__gte=run_start)
+            created.append(new.count())
+            new.delete()
+            if i:  # the first run warms the rule cache and the buffer cache
+                samples.append(batch / elapsed)
+        note = (
+            f"{batch:,} newest events per run, each committed on its own; {rules} enabled rules, {zones} zones; "
+            f"{created[-1]:,} alerts created per run ({created[-1] / batch:.2f} per event)"
+        )
+        result = measured(SECTION, name, samples, unit="events/s", target=target, limit=2000, higher_is_better=True)
+        result.note = note
+        # Batched evaluation (the same events in one call): what a catch-up after an outage does.
+        run_start = timezone.now()
+        t0 = time.perf_counter()
+        engine.evaluate_events(ids)
+        elapsed = time.perf_counter() - t0
+        Alert.objects.filter(created_at__gte=run_start).delete()
+        batched = measured(SECTION, "Rule engine end to end, all events in one call", [batch / elapsed],
+                           unit="events/s", target=target, limit=2000, higher_is_better=True,
+                           note="one run")  # fmt: skip
+        return [*results, result, batched]
+    except Exception as exc:
+        return [failed(SECTION, name, exc, target)]
+
+
+def _matching_only(engine, ids: list[int], runs: int, target: str) -> Result:
+    """Events loaded 100 per query and matched against every candidate rule; nothing written."""
+    name = "Rule engine matching (100 rules, 50 zones), events loaded in batches of 100, no writes"
+
+    def once():
+        matched = 0
+        ruleset = None
+        for i in range(0, len(ids), 100):
+            views, fingerprint = engine.load_event_views(ids[i : i + 100])
+            if ruleset is None:  # production caches the compiled rules between events
+                ruleset = engine.load_ruleset(fingerprint)
+            for ev in views:
+                matched += sum(1 for r in ruleset.candidates(ev.camera_id) if engine.match_compiled(r, ev).matched)
+        return matched
+
+    try:
+        matched = once()
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            once()
+            samples.append(len(ids) / (time.perf_counter() - t0))
+        return measured(SECTION, name, samples, unit="events/s", target=target, limit=2000, higher_is_better=True,
+                        note=f"{len(ids):,} events per run; {matched / len(ids):.2f} matching rules per event")  # fmt: skip
+    except Exception as exc:
+        return failed(SECTION, name, exc, target)
+
+
+def log_handler(runs: int) -> list[Result]:
+    name_caller = "Log handler: cost per record on the caller's thread"
+    name_persist = "Log handler: records persisted per second"
+    try:
+        try:
+            from monitoring.logging import DatabaseLogHandler
+        except ImportError:
+            raise NotMeasured("monitoring.logging.DatabaseLogHandler missing") from None
+        from monitoring.models import Log
+
+        component = "bench.dbhandler"
+        logger = logging.getLogger(component)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        handler = DatabaseLogHandler(capacity=500_000, batch_size=500, flush_interval=0.2)
+        null = logging.NullHandler()
+        per_run = 10_000
+
+        def emit(n: int, tag: int) -> float:
+            t0 = time.perf_counter()
+            for i in range(n):
+                logger.info("Processed batch %s of run %s", i, tag, extra={"camera_id": "front_door", "duration_ms": i})
+            return time.perf_counter() - t0
+
+        try:
+            # Baseline: the logging module's own cost with a handler that does nothing.
+            logger.handlers = [null]
+            emit(1000, -1)
+            base = sorted(emit(per_run, -1) / per_run * 1e6 for _ in range(3))[1]
+            logger.handlers = [handler]
+            emit(100, 0)
+            handler.flush(timeout=30)
+            caller = []
+            for r in range(runs):
+                caller.append(emit(per_run, r) / per_run * 1e6)
+                handler.flush(timeout=60)
+            persisted = []
+            big = 50_000
+            for r in range(min(runs, 3)):
+                t0 = time.perf_counter()
+                emit(big, 1000 + r)
+                ok = handler.flush(timeout=300)
+                elapsed = time.perf_counter() - t0
+                if not ok:
+                    raise RuntimeError("the handler did not drain 50,000 records within 300 s")
+                persisted.append(big / elapsed)
+            stored = Log.objects.filter(component=component).count()
+            expected = 100 + per_run * runs + big * min(runs, 3)
+            dropped = handler.dropped
+        finally:
+            logger.handlers = []
+            handler.close()
+            Log.objects.filter(component=component).delete()
+        r1 = measured(SECTION, name_caller, caller, unit="µs", target="< 100 µs (0.1 ms)", limit=100,
+                      note=f"logger.info() with the handler; {base:.1f} µs of it is the logging module itself "
+                           f"(NullHandler); {per_run:,} records per run")  # fmt: skip
+        r2 = measured(SECTION, name_persist, persisted, unit="records/s",
+                      note=f"{big:,} records emitted then drained (batches of 500); {stored:,} of {expected:,} "
+                           f"stored, {dropped} dropped")  # fmt: skip
+        return [r1, r2]
+    except Exception as exc:
+        return [failed(SECTION, name_caller, exc, "< 100 µs"), failed(SECTION, name_persist, exc)]
+
+
+def run(ds, runs: int) -> list[Result]:
+    return rule_engine(ds, runs) + log_handler(runs)

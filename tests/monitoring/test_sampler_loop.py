@@ -1,0 +1,154 @@
+"""The scheduled sampler: advisory lock per host, ticks per interval, outages survived.
+
+These tests need two real database sessions (the lock lives in one of them), so
+they run outside the test transaction.
+"""
+
+import pynvml
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+from django_q.models import Schedule
+
+from monitoring import tasks
+from monitoring.models import GpuStat, SamplerStatus
+from monitoring.schedules import SAMPLER_FUNC, SAMPLER_SCHEDULE, ensure_schedules
+from monitoring.services.nvml_fake import FakeNVML
+from monitoring.services.sampler import GpuSampler, HostLock, run_sampler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FakeClock:
+    """Time that only moves when the sampler sleeps (plus what a tick costs)."""
+
+    def __init__(self, tick_cost: float = 0.2):
+        self.now = 1000.0
+        self.tick_cost = tick_cost
+        self.sleeps: list[float] = []
+        self.on_sleep = None
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.sleeps))
+
+
+def test_second_sampler_on_the_same_host_is_refused(sampler):
+    holder = HostLock("gpu-host-1")
+    assert holder.acquire()
+    try:
+        outcome = run_sampler(duration=60, interval=5, sampler=sampler, sleep=lambda s: None)
+        assert outcome == {"host": "gpu-host-1", "ticks": 0, "skipped": True}
+        assert GpuStat.objects.count() == 0
+        assert HostLock("another-host").acquire()  # other hosts are not blocked
+    finally:
+        holder.release()
+    second = HostLock("gpu-host-1")
+    assert second.acquire()  # released: the next run may sample
+    second.release()
+
+
+def test_one_run_samples_every_interval_for_a_minute(sampler):
+    clock = FakeClock()
+    outcome = run_sampler(duration=60, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
+    # Ticks at 0, 5, ..., 55 s: the next scheduled run starts at 60 s.
+    assert outcome["ticks"] == 12 and outcome["stored"] == 12
+    assert GpuStat.objects.count() == 24
+    assert all(s == 5.0 for s in clock.sleeps) and len(clock.sleeps) == 11
+    assert HostLock("gpu-host-1").acquire()  # released at the end
+
+
+def test_interval_setting_drives_the_ticks(sampler, settings):
+    settings.GPU_SAMPLE_INTERVAL = 20
+    clock = FakeClock()
+    assert run_sampler(sampler=sampler, sleep=clock.sleep, clock=clock.clock)["ticks"] == 3
+
+
+def test_database_outage_is_logged_and_the_next_tick_retries(sampler, caplog):
+    clock = FakeClock()
+    killer = connections.create_connection("default")
+
+    def kill_django_connection(n):
+        if n == 1:  # between the first and second tick: the server drops our session
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pid = cur.fetchone()[0]
+            with killer.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    clock.on_sleep = kill_django_connection
+    try:
+        outcome = run_sampler(duration=15, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
+    finally:
+        killer.close()
+    assert outcome["ticks"] == 3 and outcome["stored"] == 2
+    assert GpuStat.objects.count() == 4
+    assert any("could not be stored (will retry)" in r.getMessage() for r in caplog.records)
+
+
+def test_nvml_outage_does_not_end_the_run(caplog):
+    fake = FakeNVML.with_gpus(1)
+    fake.failures["nvmlDeviceGetCount"] = pynvml.NVMLError_Unknown
+    sampler = GpuSampler(nvml=fake, host="flaky")
+    clock = FakeClock()
+
+    def recover(n):
+        if n == 2:
+            fake.failures.clear()
+
+    clock.on_sleep = recover
+    outcome = run_sampler(duration=20, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
+    assert outcome["ticks"] == 4
+    assert GpuStat.objects.count() == 2  # ticks 3 and 4
+    assert SamplerStatus.objects.get(host="flaky").available
+
+
+def test_unexpected_error_in_a_tick_is_logged_not_raised(caplog):
+    fake = FakeNVML.with_gpus(1)
+    fake.failures["nvmlDeviceGetCount"] = ZeroDivisionError("boom")
+    sampler = GpuSampler(nvml=fake, host="odd")
+    clock = FakeClock()
+    outcome = run_sampler(duration=10, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
+    assert outcome["ticks"] == 2
+    assert "boom" in SamplerStatus.objects.get(host="odd").reason
+
+
+def test_ensure_schedules_is_idempotent():
+    ensure_schedules()
+    ensure_schedules()
+    schedule = Schedule.objects.get(name=SAMPLER_SCHEDULE)
+    assert schedule.func == SAMPLER_FUNC and schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1
+    assert Schedule.objects.filter(name=SAMPLER_SCHEDULE).count() == 1
+    assert callable(tasks.sample_gpus)
+
+
+def test_scheduled_task_samples_this_host(monkeypatch, settings):
+    monkeypatch.setenv("WATCHPOST_FAKE_NVML", "1")
+    settings.GPU_SAMPLER_HOST = "task-host"
+    settings.GPU_SAMPLE_INTERVAL = 60  # one tick per one-minute run: the test does not sleep
+    outcome = tasks.sample_gpus()
+    assert outcome == {"host": "task-host", "ticks": 1, "stored": 1, "skipped": False}
+    assert GpuStat.objects.filter(host="task-host").count() == 1
+
+
+def test_sample_gpus_once_with_fake_gpus(monkeypatch, capsys):
+    monkeypatch.setenv("WATCHPOST_FAKE_NVML", "2")
+    call_command("sample_gpus", "--once")
+    out = capsys.readouterr().out
+    assert "GPU 0 NVIDIA GeForce RTX 4090" in out and "Stored 2 sample(s)." in out
+    assert GpuStat.objects.count() == 2
+
+
+def test_sample_gpus_once_without_a_driver_prints_the_reason(monkeypatch, capsys):
+    monkeypatch.setenv("WATCHPOST_FAKE_NVML", "0")
+    call_command("sample_gpus", "--once")  # returns normally: exit status 0
+    out = capsys.readouterr().out
+    assert out.startswith("No NVIDIA GPU detected on ")
+    assert "NVML Shared Library Not Found" in out
+    assert GpuStat.objects.count() == 0
+    assert SamplerStatus.objects.get().available is False
