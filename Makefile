@@ -24,8 +24,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks at scale (not part of `make test`): builds/reuses the watchpost_bench database and
+# writes docs/benchmarks.md. SCALE=1 is the full dataset; `make bench SCALE=0.01` for a quick run.
+SCALE ?= 1
+BENCH_DB ?= watchpost_bench
 bench: $(STAMP)
-	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -o addopts="" -s $(PYTEST_ARGS)
+	BENCH_DB_NAME=$(BENCH_DB) SCALE=$(SCALE) $(PY) -m tests.benchmarks.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

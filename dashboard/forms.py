@@ -46,6 +46,11 @@ class ReviewForm(forms.Form):
     reviewed = forms.BooleanField(required=False, label="Reviewed")
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
 
+    def __init__(self, *args, **kwargs):
+        # Both forms of the event page have "notes": keep their element ids apart.
+        kwargs.setdefault("auto_id", "review_%s")
+        super().__init__(*args, **kwargs)
+
 
 class FeedbackForm(forms.Form):
     feedback_type = forms.ChoiceField(choices=FeedbackType.choices, label="Feedback")
@@ -56,6 +61,10 @@ class FeedbackForm(forms.Form):
         help_text="What the risk level should have been, if it was wrong.",
     )
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "feedback_%s")
+        super().__init__(*args, **kwargs)
 
 
 class WindowForm(forms.Form):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
 
 from dashboard.permissions import OPERATORS, VIEWERS
 
@@ -82,3 +82,15 @@ def ensure_roles() -> list[RoleChange]:
             group.permissions.remove(*(current[key] for key in change.removed))
         changes.append(change)
     return changes
+
+
+def sync_roles_after_migrate(sender=None, using=DEFAULT_DB_ALIAS, **kwargs):
+    """post_migrate receiver: every `migrate` (and so `make run` and each test database)
+    leaves both groups with exactly their declared permissions.
+
+    Connect once, in DashboardConfig.ready():
+        post_migrate.connect(sync_roles_after_migrate, sender=self, dispatch_uid="dashboard.roles")
+    """
+    if using != DEFAULT_DB_ALIAS or not router.allow_migrate_model(using, Group):
+        return
+    ensure_roles()

@@ -52,3 +52,34 @@ def lockout_response(request, original_response=None, credentials=None):
     if context["minutes"]:
         response["Retry-After"] = str(context["minutes"] * 60)
     return response
+
+
+class RejectNulBytesMiddleware:
+    """400 for a NUL character in the path, query string or form fields.
+
+    PostgreSQL text cannot hold NUL, so one "%00" reaching any ORM filter is a
+    DataError (a 500) in whichever view it lands; refusing it here covers every
+    view at once. It runs as a view hook, after the login middleware, so an
+    anonymous request never makes us parse its body.
+    """
+
+    message = "Request parameters may not contain NUL characters."
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    @staticmethod
+    def _has_nul(querydict) -> bool:
+        return any("\x00" in key or any("\x00" in v for v in values) for key, values in querydict.lists())
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        from django.http import HttpResponseBadRequest
+
+        if "\x00" in request.path_info or self._has_nul(request.GET):
+            return HttpResponseBadRequest(self.message, content_type="text/plain; charset=utf-8")
+        if request.method == "POST" and self._has_nul(request.POST):
+            return HttpResponseBadRequest(self.message, content_type="text/plain; charset=utf-8")
+        return None

@@ -226,6 +226,9 @@ if HTTPS:
         # Only when a TLS-terminating proxy always sets (and strips client-sent) X-Forwarded-Proto.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# PostgreSQL text cannot hold NUL: refuse "%00" in any parameter with a 400 before a view filters on it.
+MIDDLEWARE += ["dashboard.security.RejectNulBytesMiddleware"]
+
 # Content-Security-Policy (django-csp): no inline or eval'd script anywhere; inline
 # styles stay allowed because progress bars set their width with a style attribute.
 INSTALLED_APPS += ["csp"]
@@ -283,6 +286,11 @@ LOGGING["handlers"]["database"] = {
 }
 for _logger_name in ("dashboard", "monitoring", "alerting", "jobs"):
     LOGGING["loggers"].setdefault(_logger_name, {}).setdefault("handlers", []).append("database")
+# GPU sampler (monitoring): the host name its rows and its advisory lock use (default:
+# the machine's host name; set it where containers get random ones).
+# WATCHPOST_FAKE_NVML=N samples N fake GPUs (demo, e2e, GPU-less machines); 0 acts as
+# a machine without the NVIDIA driver. Read by monitoring.services.sampler.nvml_module().
+GPU_SAMPLER_HOST = env_str("GPU_SAMPLER_HOST", "")
 
 # --- Backup / restore limits (jobs, issue 3) ---------------------------------------------
 # A restore archive may expand to at most this many bytes in total, and a member
@@ -292,3 +300,6 @@ RESTORE_MAX_UNCOMPRESSED_BYTES = env_int("RESTORE_MAX_UNCOMPRESSED_BYTES", 16 * 
 RESTORE_MAX_COMPRESSION_RATIO = env_int("RESTORE_MAX_COMPRESSION_RATIO", 250, min_value=2)
 # Rows deleted per statement by the retention job (short transactions, no long locks).
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000, min_value=100)
+# The rule engine PREPAREs its few hot statements once per database session; turn off
+# behind a transaction-pooling proxy (e.g. PgBouncer in transaction mode).
+ALERTING_PREPARED_STATEMENTS = env_bool("ALERTING_PREPARED_STATEMENTS", True)

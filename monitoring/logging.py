@@ -119,6 +119,9 @@ class DatabaseLogHandler(logging.Handler):
         self._stopping = threading.Event()
         self._last_complaint = 0.0
         _handlers.add(self)
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (h := ref()) is not None and h._after_fork())
 
     # --- caller side -----------------------------------------------------------------------
 
@@ -172,6 +175,15 @@ class DatabaseLogHandler(logging.Handler):
         )
 
     # --- writer side -------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # gunicorn and django-q2 fork workers: the parent's writer thread did not come
+        # along, and a lock held by another parent thread at fork time never would be freed.
+        self._start_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._queue = queue.Queue(maxsize=self.capacity)
+        self._thread = None
+        self._pid = os.getpid()
 
     def _start(self) -> None:
         with self._start_lock:

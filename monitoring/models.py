@@ -311,3 +311,101 @@ class SamplerStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}: {'available' if self.available else self.reason}"
+
+
+# --- GPU history rollup ---------------------------------------------------------------------------
+
+# Per-minute sums, counts and maxima of the charted gpu_stats columns. Written only by
+# PostgreSQL triggers on gpu_stats (migration 0003), so every insert path keeps it
+# current; charts of 6 h and longer read it instead of the raw samples, so their cost
+# follows the number of minutes in the range, not the sampling rate or the GPU count.
+ROLLUP_WIDTH = dt.timedelta(minutes=1)
+ROLLUP_AVERAGES = (
+    "gpu_utilization",
+    "memory_bandwidth_utilization",
+    "memory_used",
+    "temperature",
+    "power_usage",
+    "sm_clock",
+    "memory_clock",
+    "fan_speed",
+    "inference_fps",
+    "pcie_tx_throughput",
+    "pcie_rx_throughput",
+    "encoder_utilization",
+    "decoder_utilization",
+)
+ROLLUP_MAXIMA = ("memory_total", "temperature", "power_limit")
+
+
+def _rollup_chart_sql() -> str:
+    averages = ",\n".join(f"sum({n}_sum) / nullif(sum({n}_n), 0) AS {n}" for n in ROLLUP_AVERAGES)
+    # One index range of uq_gpu_rollup_gpu_bucket per output bucket, aggregated on the
+    # spot: no sort of the whole range (a GROUP BY date_bin(...) over 30 days of
+    # minutes sorted 43k wide rows and spilled to disk at the default work_mem).
+    return f"""
+        SELECT b.bucket, agg.* FROM generate_series(%(start)s, %(last)s, %(width)s) AS b(bucket)
+        CROSS JOIN LATERAL (
+            SELECT sum(samples)::int AS samples,
+                   {averages},
+                   max(memory_total_max) AS memory_total,
+                   max(temperature_max) AS temperature_max,
+                   max(power_limit_max) AS power_limit
+            FROM monitoring_gpu_rollup r
+            WHERE r.host = %(host)s AND r.gpu_index = %(gpu_index)s
+              AND r.bucket >= b.bucket AND r.bucket < b.bucket + %(width)s
+        ) agg
+        WHERE agg.samples IS NOT NULL
+        ORDER BY b.bucket
+    """
+
+
+class GpuStatRollupQuerySet(models.QuerySet):
+    def chart(self, host: str, gpu_index: int, start: dt.datetime, end: dt.datetime, width: dt.timedelta) -> list[dict]:
+        """Same rows as GpuStat.objects...bucketed(width) over [start, end), from the rollup.
+
+        `start` must be aligned to `width` and `width` a whole number of minutes.
+        """
+        from django.db import connections
+
+        params = {"start": start, "last": end - width, "width": width, "host": host, "gpu_index": gpu_index}
+        with connections[self.db].cursor() as cur:
+            cur.execute(_ROLLUP_CHART_SQL, params)
+            names = [col.name for col in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def rebuild(self) -> None:
+        """Recompute the whole rollup from gpu_stats (after loading data with triggers disabled)."""
+        from django.db import connections
+
+        with connections[self.db].cursor() as cur:
+            cur.execute("SELECT monitoring_gpu_rollup_rebuild()")
+
+
+class GpuStatRollup(models.Model):
+    host = models.CharField(max_length=255)
+    gpu_index = models.IntegerField()
+    bucket = models.DateTimeField()
+    samples = models.IntegerField(**literal_defaults(0))
+    for _name in ROLLUP_AVERAGES:
+        locals()[f"{_name}_sum"] = models.FloatField(**literal_defaults(0.0))
+        locals()[f"{_name}_n"] = models.IntegerField(**literal_defaults(0))
+    for _name in ROLLUP_MAXIMA:
+        locals()[f"{_name}_max"] = models.FloatField(null=True, blank=True)
+    del _name
+
+    objects = GpuStatRollupQuerySet.as_manager()
+
+    class Meta:
+        db_table = "monitoring_gpu_rollup"
+        ordering = ["host", "gpu_index", "bucket"]
+        constraints = [
+            # Also the index of every chart query: one GPU, a range of minutes.
+            models.UniqueConstraint(fields=["host", "gpu_index", "bucket"], name="uq_gpu_rollup_gpu_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host} GPU {self.gpu_index} @ {self.bucket:%Y-%m-%d %H:%M}"
+
+
+_ROLLUP_CHART_SQL = _rollup_chart_sql()

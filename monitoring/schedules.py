@@ -7,7 +7,7 @@ SAMPLER_FUNC = "monitoring.tasks.sample_gpus"
 
 
 def ensure_schedules() -> None:
-    """Idempotent: one per-minute schedule whose run samples for a minute (see run_sampler)."""
+    """Idempotent: a per-minute schedule; each run samples until the next one takes over (see run_sampler)."""
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(

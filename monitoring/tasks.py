@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 def sample_gpus() -> dict:
-    """One minute of GPU sampling on this host (the per-minute schedule runs it).
+    """GPU sampling on this host until the next scheduled run takes over (the per-minute schedule).
 
-    A second concurrent run finds the host's advisory lock taken and returns at once.
+    Each run waits at most one sampling interval for the running one to hand the
+    host's advisory lock over, then samples; see monitoring.services.sampler.
     """
     from monitoring.services.sampler import run_sampler
 

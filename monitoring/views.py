@@ -34,6 +34,8 @@ from monitoring.services.sampler import gpu_status
 
 PAGE_SIZE = 50
 TAIL_LIMIT = 200
+# Columns the log list never shows: the tsvector alone can be larger than the message.
+LIST_DEFERRED = ("search_vector", "extra", "user_agent")
 
 
 def _partial(request) -> str | None:
@@ -162,7 +164,7 @@ def _headlines(rows: list, text: str) -> None:
 
 @require_GET
 def logs(request):
-    filterset = LogFilter(request.GET, queryset=Log.objects.all())
+    filterset = LogFilter(request.GET, queryset=Log.objects.defer(*LIST_DEFERRED))
     valid = filterset.is_valid()
     tail_on = request.GET.get("tail") == "1"
     context = {"title": "Logs", "filter": filterset, "tail_on": tail_on, "dropped": db_logging.dropped_count()}

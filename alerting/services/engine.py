@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -72,6 +73,8 @@ class EventView:
     started_at: dt.datetime
     risk_score: int | None
     detections: tuple[DetectionView, ...]
+    # Rules that already have an alert for this event (re-evaluation is idempotent).
+    alerted_rules: frozenset = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,9 +473,12 @@ _cache: RuleSet | None = None
 
 
 def clear_cache() -> None:
+    """Forget the compiled rules and the recent-alert times (tests; a rule change does not need it)."""
     global _cache
     with _cache_lock:
         _cache = None
+    with _recent_lock:
+        _recent.clear()
 
 
 def load_ruleset(fingerprint: tuple = ()) -> RuleSet:
@@ -514,6 +520,8 @@ SELECT e.id, e.camera_id, e.started_at, e.risk_score, e.object_types,
                                              d.bbox_width, d.bbox_height, d.image_width, d.image_height)), '[]')
      FROM event_detections ed JOIN detections d ON d.id = ed.detection_id
     WHERE ed.event_id = e.id),
+  (SELECT coalesce(array_agg(DISTINCT a.rule_id), '{}') FROM alerts a
+    WHERE a.event_id = e.id AND a.rule_id IS NOT NULL),
   (SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') FROM alert_rules),
   (SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') FROM camera_zones)
 FROM events e WHERE e.id = ANY(%s::integer[])
@@ -527,8 +535,9 @@ _FINGERPRINT_SQL = (
 _EXISTING_SQL = """
 SELECT v.i,
   EXISTS(SELECT 1 FROM alerts a WHERE a.event_id = v.event_id AND a.rule_id = v.rule_id),
-  v.cooldown AND EXISTS(SELECT 1 FROM alerts a
-                         WHERE a.dedup_key = v.dedup_key AND a.created_at > v.since AND a.rule_id = v.rule_id)
+  CASE WHEN v.cooldown THEN (SELECT max(a.created_at) FROM alerts a
+                              WHERE a.dedup_key = v.dedup_key AND a.created_at > v.since AND a.rule_id = v.rule_id)
+  END
 FROM unnest(%s::integer[], %s::integer[], %s::uuid[], %s::text[], %s::timestamptz[], %s::boolean[])
      AS v(i, event_id, rule_id, dedup_key, since, cooldown)
 """
@@ -539,25 +548,45 @@ FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(%s::text[]) AS k ORDER BY 1 O
 """
 
 
-def _execute(sql: str, params=None) -> list[tuple]:
-    """Run the engine's fixed statements as server-side prepared statements.
+_STATEMENTS = {
+    "wp_alerting_events": _EVENTS_SQL,
+    "wp_alerting_fingerprint": _FINGERPRINT_SQL,
+    "wp_alerting_existing": _EXISTING_SQL,
+    "wp_alerting_lock": _LOCK_SQL,
+}
+_SQL_NAMES = {sql: name for name, sql in _STATEMENTS.items()}
+# (connection object, backend pid) → names PREPAREd in that session. A reconnect has a new pid.
+_prepared: dict[tuple[int, int], set[str]] = {}
 
-    Planning the event query costs about 1.3 ms, ten times its execution; psycopg's
-    prepared statements (per connection, kept with CONN_MAX_AGE) plan it once. Falls
-    back to Django's cursor on other database drivers.
+
+def _numbered(sql: str) -> str:
+    parts = sql.split("%s")
+    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+
+
+def _execute(sql: str, params=None) -> list[tuple]:
+    """Run one of the engine's fixed statements, PREPAREd once per database session.
+
+    Planning the event query costs several times its execution (≈0.5 ms against
+    0.1 ms) and Django turns psycopg's automatic preparation off, so the engine
+    prepares its four statements itself. Prepared statements live as long as the
+    session (CONN_MAX_AGE keeps it); set ALERTING_PREPARED_STATEMENTS=0 behind a
+    transaction-pooling proxy that does not keep sessions.
     """
-    connection.ensure_connection()
-    raw = connection.connection
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        psycopg = None
-    if psycopg is not None and isinstance(raw, psycopg.Connection):
-        with psycopg.Cursor(raw) as cur:
-            cur.execute(sql, params, prepare=True)
-            return cur.fetchall() if cur.description else []
-    with connection.cursor() as cur:  # pragma: no cover
-        cur.execute(sql, params)
+    params = list(params or [])
+    name = _SQL_NAMES.get(sql)
+    with connection.cursor() as cur:
+        if name is None or not settings.ALERTING_PREPARED_STATEMENTS:
+            cur.execute(sql, params)
+        else:
+            raw = connection.connection
+            key = (id(raw), raw.info.backend_pid)
+            done = _prepared.setdefault(key, set())
+            if name not in done:
+                cur.execute("DEALLOCATE ALL" if not done else "SELECT 1")  # a fresh session: forget stale names
+                cur.execute(f"PREPARE {name} AS {_numbered(sql)}")
+                done.add(name)
+            cur.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
         return cur.fetchall() if cur.description else []
 
 
@@ -565,9 +594,9 @@ def load_event_views(event_ids) -> tuple[list[EventView], tuple]:
     rows = _execute(_EVENTS_SQL, [list(event_ids)])
     views = []
     fingerprint: tuple = ()
-    for eid, cam, started, score, otypes, dets, rules_fp, zones_fp in rows:
+    for eid, cam, started, score, otypes, dets, alerted, rules_fp, zones_fp in rows:
         detections = tuple(detection_view(d) for d in dets) or _fallback_detections(otypes)
-        views.append(EventView(eid, cam, started, score, detections))
+        views.append(EventView(eid, cam, started, score, detections, frozenset(alerted or ())))
         fingerprint = (rules_fp, zones_fp)
     if not rows:
         fingerprint = tuple(_execute(_FINGERPRINT_SQL)[0])
@@ -606,8 +635,25 @@ class _Candidate:
     result: EvaluationResult
 
 
-def _existing(cands: list[_Candidate], now: dt.datetime) -> list[tuple[bool, bool]]:
-    """(already alerted for this event, inside the cooldown) for each candidate, in one query."""
+# Newest alert time per (rule id, dedup key) that this process has seen. Only ever used to
+# *suppress* (an alert that exists stays inside its cooldown), so a stale or missing entry
+# can never cause a duplicate; it saves the database round trip for busy keys.
+_recent_lock = threading.Lock()
+_recent: dict[tuple, dt.datetime] = {}
+_RECENT_MAX = 100_000
+
+
+def _remember(rule_id, key: str, when: dt.datetime) -> None:
+    with _recent_lock:
+        if len(_recent) >= _RECENT_MAX:
+            _recent.clear()
+        old = _recent.get((rule_id, key))
+        if old is None or when > old:
+            _recent[(rule_id, key)] = when
+
+
+def _existing(cands: list[_Candidate], now: dt.datetime) -> list[tuple[bool, dt.datetime | None]]:
+    """(already alerted for this event, newest alert inside the cooldown) per candidate, in one query."""
     rows = _execute(
         _EXISTING_SQL,
         [
@@ -619,22 +665,32 @@ def _existing(cands: list[_Candidate], now: dt.datetime) -> list[tuple[bool, boo
             [c.rule.cooldown_seconds > 0 for c in cands],
         ],
     )
-    out = [(False, False)] * len(cands)
-    for i, same_event, in_cooldown in rows:
-        out[i] = (same_event, bool(in_cooldown))
+    out: list[tuple[bool, dt.datetime | None]] = [(False, None)] * len(cands)
+    for i, same_event, last in rows:
+        out[i] = (same_event, last)
     return out
 
 
-def _screen(cands: list[_Candidate], now: dt.datetime) -> list[_Candidate]:
-    """Drop candidates that already have an alert (or are in cooldown); record why."""
+def _suppress(c: _Candidate, why: str) -> None:
+    c.result.suppressed.append((c.rule.id, c.key, why))
+
+
+def _cooldown_reason(c: _Candidate) -> str:
+    return f"cooldown of {c.rule.cooldown_seconds} s"
+
+
+def _screen_in_memory(cands: list[_Candidate], now: dt.datetime) -> list[_Candidate]:
     keep = []
-    for c, (same_event, in_cooldown) in zip(cands, _existing(cands, now), strict=True):
-        if same_event:
-            c.result.suppressed.append((c.rule.id, c.key, "already alerted for this event"))
-        elif in_cooldown:
-            c.result.suppressed.append((c.rule.id, c.key, f"cooldown of {c.rule.cooldown_seconds} s"))
-        else:
-            keep.append(c)
+    for c in cands:
+        if c.rule.id in c.ev.alerted_rules:
+            _suppress(c, "already alerted for this event")
+            continue
+        if c.rule.cooldown_seconds > 0:
+            last = _recent.get((c.rule.id, c.key))
+            if last is not None and last > now - dt.timedelta(seconds=c.rule.cooldown_seconds):
+                _suppress(c, _cooldown_reason(c))
+                continue
+        keep.append(c)
     return keep
 
 
@@ -646,11 +702,18 @@ def _create_alerts(cands: list[_Candidate]) -> list:
         _execute(_LOCK_SQL, [sorted({f"{c.rule.id}:{c.key}" for c in cands})])
         now = timezone.now()
         survivors, seen = [], set()
-        for c in _screen(cands, now):
-            # Two events of one batch with the same key: the first one wins the cooldown.
+        for c, (same_event, last) in zip(cands, _existing(cands, now), strict=True):
+            if same_event:
+                _suppress(c, "already alerted for this event")
+                continue
+            if last is not None:
+                _remember(c.rule.id, c.key, last)
+                _suppress(c, _cooldown_reason(c))
+                continue
+            # Two candidates of one call with the same key: the first one wins the cooldown.
             token = (c.rule.id, c.key) if c.rule.cooldown_seconds > 0 else (c.rule.id, c.key, c.ev.id)
             if token in seen:
-                c.result.suppressed.append((c.rule.id, c.key, f"cooldown of {c.rule.cooldown_seconds} s"))
+                _suppress(c, _cooldown_reason(c))
                 continue
             seen.add(token)
             survivors.append(c)
@@ -682,9 +745,7 @@ def _create_alerts(cands: list[_Candidate]) -> list:
             c.result.created.append(alert)
         if alerts:
             Alert.objects.bulk_create(alerts)
-            with_channels = [a for a in alerts if a.channels]
-            if with_channels:
-                transaction.on_commit(lambda: _after_create(with_channels))
+            transaction.on_commit(lambda: _after_create(alerts))
     return alerts
 
 
@@ -714,8 +775,8 @@ def evaluate_views(views: list[EventView], ruleset: RuleSet) -> list[EvaluationR
             cands.append(_Candidate(ev, rule, key, result))
     if not cands:
         return results
-    # Without locks first: most matches of a busy rule fall in its cooldown and need no transaction.
-    fresh = _screen(cands, timezone.now())
+    # Without a transaction first: most matches of a busy rule fall in its cooldown.
+    fresh = _screen_in_memory(cands, timezone.now())
     # One short transaction per event keeps locks brief and a failure local to its event.
     by_event: dict[int, list[_Candidate]] = {}
     for c in fresh:
@@ -729,7 +790,9 @@ def _after_create(alerts) -> None:
     from alerting.services.notify import schedule_deliveries
 
     for alert in alerts:
-        schedule_deliveries(alert)
+        _remember(alert.rule_id, alert.dedup_key, alert.created_at)
+        if alert.channels:
+            schedule_deliveries(alert)
 
 
 def evaluate_events(event_ids) -> list[EvaluationResult]:

@@ -216,7 +216,7 @@ def pose_points(pose, det: Detection) -> tuple[list, list]:
             pts.append(None)
     normalised = all(p is None or (p[0] <= 1.0 and p[1] <= 1.0) for p in pts)
     sx, sy = (det.image_width, det.image_height) if normalised else (1, 1)
-    scaled = [None if p is None else (p[0] * sx, p[1] * sy, p[2]) for p in pts]
+    scaled = [None if p is None else (round(p[0] * sx, 1), round(p[1] * sy, 1), p[2]) for p in pts]
     points = [p for p in scaled if p is not None and p[2] >= KEYPOINT_MIN_CONFIDENCE]
     segments = []
     for a, b in COCO_SKELETON:

@@ -111,7 +111,11 @@ def jsonable(value):
         return jsonable(value.pk)
     if isinstance(value, (models.QuerySet, list, tuple, set, frozenset)):
         items = [jsonable(v) for v in value]
-        if isinstance(value, (set, frozenset, models.QuerySet)):
+        # Sets, querysets and lists of model instances (a form's many-to-many initial
+        # value) have no meaningful order: sort, so that old and new compare alike.
+        if isinstance(value, (set, frozenset, models.QuerySet)) or (
+            value and all(isinstance(v, models.Model) for v in value)
+        ):
             items = sorted(items, key=lambda v: (str(type(v)), str(v)))
         return items
     if isinstance(value, dict):

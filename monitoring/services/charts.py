@@ -42,8 +42,14 @@ class History:
 
 
 def history(host: str, gpu_index: int, range_key: str, now: dt.datetime | None = None) -> History:
-    """One query: the bucket averages of one GPU over the range (idx_gpu_stats_gpu_recorded_at)."""
-    from monitoring.models import GpuStat
+    """One query: the bucket averages of one GPU over the range.
+
+    Buckets of whole minutes (6 h and longer) come from the per-minute rollup, so
+    the cost follows the number of minutes in the range whatever the sampling
+    rate; 30-second buckets (1 h) from the raw samples (a range of
+    idx_gpu_stats_gpu_recorded_at). Both give the same rows.
+    """
+    from monitoring.models import ROLLUP_WIDTH, GpuStat, GpuStatRollup
 
     _, span, width = GPU_RANGES[range_key]
     now = now or timezone.now()
@@ -52,7 +58,10 @@ def history(host: str, gpu_index: int, range_key: str, now: dt.datetime | None =
     epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     end = epoch + ((now - epoch) // width + 1) * width
     start = end - span
-    rows = list(GpuStat.objects.for_gpu(host, gpu_index).between(start, end).bucketed(width, epoch))
+    if width % ROLLUP_WIDTH == dt.timedelta(0):
+        rows = GpuStatRollup.objects.chart(host, gpu_index, start, end, width)
+    else:
+        rows = list(GpuStat.objects.for_gpu(host, gpu_index).between(start, end).bucketed(width, epoch))
     return History(host, gpu_index, range_key, start, end, width, rows)
 
 

@@ -7,9 +7,14 @@
 - One NVML initialisation per process (`NvmlSession`); PCIe throughput (a 20 ms
   measuring window in the driver) and the process list are read every
   `SLOW_READ_SECONDS` and reused in between.
-- `run_sampler()` is what the django-q2 schedule runs every minute: it samples
-  every `GPU_SAMPLE_INTERVAL` seconds for one minute while holding a PostgreSQL
-  advisory lock keyed on the host, so two samplers never run on one host.
+- `run_sampler()` is what the django-q2 schedule starts every minute: it samples
+  every `GPU_SAMPLE_INTERVAL` seconds while holding a PostgreSQL advisory lock
+  keyed on the host, so two samplers never sample one host at once. django-q2
+  fires schedules from a 30-second check loop, so run start times jitter by up
+  to 30 s: a fixed one-minute run would either overlap the next one or leave a
+  gap. Instead the next run *waits* (at most one interval) for the lock, the
+  running sampler sees the waiter before its next tick and hands over, and the
+  new run takes that very tick: evenly spaced samples, one sampler at a time.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ from dataclasses import dataclass, field
 
 import pynvml
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 SLOW_READ_SECONDS = 30.0
-SCHEDULE_PERIOD_SECONDS = 60.0
+# Upper bound of one run when no successor hands over (the scheduler stopped): the
+# worker is freed well before django-q2's task timeout would kill it.
+MAX_RUN_SECONDS = 600.0
 # A GPU whose newest sample is older than this is shown as stale (the worker is
 # down, or the GPU fell off the bus). Runs start up to ~30 s late on django-q2.
 STALE_AFTER = dt.timedelta(minutes=2)
@@ -166,6 +173,7 @@ class NvmlSession:
 
 
 _sessions: dict[int, NvmlSession] = {}
+_last_state: dict[str, tuple] = {}
 _sessions_lock = threading.Lock()
 
 
@@ -210,7 +218,6 @@ class GpuSampler:
         # gpu index -> (monotonic time of the read, {field: value}, processes)
         self._slow_cache: dict[int, tuple[float, dict, list]] = {}
         self._reported: set[tuple] = set()
-        self._last_reason: str | None = "unset"
         self._needs_reset = False
 
     # -- reading ------------------------------------------------------------------------------
@@ -437,13 +444,15 @@ class GpuSampler:
                 unique_fields=["host"],
                 update_fields=["available", "reason", "gpu_count", "driver_version", "details", "updated_at"],
             )
-        if result.reason != self._last_reason:
-            # Log state changes only: a GPU-less host must not write a log line every 5 s.
+        state = (result.available, result.reason, len(result.rows))
+        if _last_state.get(result.host) != state:
+            # Log changes only, once per process: a GPU-less host must not write a log
+            # line every 5 s, nor a healthy one every minute (one run per minute).
             if result.available:
                 logger.info("GPU sampler on %s: %d GPU(s) found", result.host, len(result.rows))
             else:
                 logger.warning("GPU sampler on %s: no NVIDIA GPU detected: %s", result.host, result.reason)
-            self._last_reason = result.reason
+            _last_state[result.host] = state
 
     def sample_and_store(self, now: dt.datetime | None = None) -> SampleResult:
         result = self.sample(now)
@@ -493,22 +502,52 @@ class HostLock:
         self.host = host
         self.alias = alias
         self.key = advisory_key(host)
+        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
+        # How pg_locks shows a one-bigint advisory lock.
+        self._classid, self._objid = unsigned >> 32, unsigned & 0xFFFFFFFF
         self.conn = None
         self.acquired = False
 
-    def acquire(self) -> bool:
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock, waiting up to `wait` seconds for the holder to hand it over."""
         self.release()
         self.conn = connections.create_connection(self.alias)
         try:
             with self.conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
-                self.acquired = bool(cur.fetchone()[0])
+                if wait > 0:
+                    cur.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(wait * 1000)}ms"])
+                    try:
+                        cur.execute("SELECT pg_advisory_lock(%s)", [self.key])
+                        self.acquired = True
+                    except OperationalError as exc:
+                        if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                            raise
+                        self.acquired = False
+                else:
+                    cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
+                    self.acquired = bool(cur.fetchone()[0])
         except DatabaseError as exc:
             logger.warning("GPU sampler could not reach the database to take its lock: %s", exc)
             self.acquired = False
         if not self.acquired:
             self._close()
         return self.acquired
+
+    def has_waiter(self) -> bool:
+        """True when another session is waiting for this lock (the next scheduled run)."""
+        if self.conn is None:
+            return False
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid = %s AND objid = %s AND objsubid = 1"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                    [self._classid, self._objid],
+                )
+                return bool(cur.fetchone()[0])
+        except DatabaseError:
+            return False
 
     def still_held(self) -> bool:
         """After a database outage the session (and its lock) may be gone: check, and retake if free."""
@@ -563,44 +602,58 @@ def sample_safely(sampler: GpuSampler) -> SampleResult | None:
     return None
 
 
+def max_run_seconds() -> float:
+    """MAX_RUN_SECONDS, kept clear of django-q2's task timeout."""
+    timeout = float(getattr(settings, "Q_CLUSTER", {}).get("timeout") or MAX_RUN_SECONDS + 60)
+    return max(30.0, min(MAX_RUN_SECONDS, timeout - 30.0))
+
+
 def run_sampler(
-    duration: float = SCHEDULE_PERIOD_SECONDS,
+    duration: float | None = None,
     interval: float | None = None,
     *,
+    wait: float | None = None,
     sampler: GpuSampler | None = None,
     sleep=time.sleep,
     clock=time.monotonic,
 ) -> dict:
-    """Sample every `interval` seconds for `duration` seconds, unless another sampler holds this host.
+    """Sample every `interval` seconds until a successor asks for the host lock (or `duration` ends).
 
-    The last tick happens before `duration` elapses, so the next minute's run
-    (django-q2) starts when this one has finished and the ticks stay evenly spaced.
+    `wait`: how long to wait for a running sampler to hand over (default: one
+    interval and a margin); a run that gets no lock in that time returns
+    {"skipped": True} without sampling.
     """
     interval = float(interval or settings.GPU_SAMPLE_INTERVAL)
+    duration = max_run_seconds() if duration is None else float(duration)
+    wait = interval + 10.0 if wait is None else float(wait)
     sampler = sampler or GpuSampler()
     lock = HostLock(sampler.host)
-    if not lock.acquire():
+    if not lock.acquire(wait=wait):
         logger.info("GPU sampler on %s skipped: another sampler holds the host lock", sampler.host)
-        return {"host": sampler.host, "ticks": 0, "skipped": True}
+        return {"host": sampler.host, "ticks": 0, "stored": 0, "skipped": True, "handed_over": False}
     ticks = stored = 0
+    handed_over = False
     try:
-        start = clock()
+        start = next_at = clock()
         while True:
-            tick_at = clock()
+            if ticks and lock.has_waiter():
+                # The next scheduled run is waiting: it takes this tick.
+                handed_over = True
+                break
             if sample_safely(sampler) is not None:
                 stored += 1
-            else:
-                if not lock.still_held():
-                    logger.warning("GPU sampler on %s lost its host lock to another sampler; stopping", sampler.host)
-                    break
+            elif not lock.still_held():
+                logger.warning("GPU sampler on %s lost its host lock to another sampler; stopping", sampler.host)
+                break
             ticks += 1
-            next_at = tick_at + interval
+            # Anchored to the start, so slow ticks do not make the cadence drift.
+            next_at += interval
             if next_at - start >= duration - 0.001:
                 break
             sleep(max(0.0, next_at - clock()))
     finally:
         lock.release()
-    return {"host": sampler.host, "ticks": ticks, "stored": stored, "skipped": False}
+    return {"host": sampler.host, "ticks": ticks, "stored": stored, "skipped": False, "handed_over": handed_over}
 
 
 # --- what the pages show -----------------------------------------------------------------------

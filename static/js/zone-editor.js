@@ -108,7 +108,7 @@
       if (target.classList && target.classList.contains("zone-vertex")) {
         drag = { index: parseInt(target.dataset.index, 10) };
       } else if (mode === "rectangle") {
-        drag = { start: p };
+        drag = { start: p, before: points };
         points = [p, [p[0], p[1]], [p[0], p[1]], [p[0], p[1]]];
         sync();
       } else {
@@ -136,6 +136,9 @@
 
     function endDrag(evt) {
       if (!drag) { return; }
+      if (drag.start && (points[0][0] === points[2][0] || points[0][1] === points[2][1])) {
+        points = drag.before; // a click without a drag draws no rectangle
+      }
       drag = null;
       if (svg.hasPointerCapture && svg.hasPointerCapture(evt.pointerId)) { svg.releasePointerCapture(evt.pointerId); }
       sync();

@@ -28,7 +28,9 @@ def test_inbox_lists_newest_first(operator_client):
 def test_inbox_filters(operator_client):
     cam = factories.CameraFactory(id="porch")
     rule = factories.AlertRuleFactory()
-    hit = factories.AlertFactory(status="pending", severity="critical", event=factories.EventFactory(camera=cam), rule=rule)
+    hit = factories.AlertFactory(
+        status="pending", severity="critical", event=factories.EventFactory(camera=cam), rule=rule
+    )
     factories.AlertFactory(status="pending", severity="low")
     factories.AlertFactory(status="dismissed", severity="critical", rule=rule)
     url = reverse("alerting:alerts")
@@ -118,7 +120,9 @@ def test_detail_shows_event_conditions_and_deliveries(viewer_client):
 
 def test_acknowledge_view_htmx_returns_the_row(operator_client):
     alert = factories.AlertFactory(status="pending")
-    resp = operator_client.post(reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}, **HTMX)
+    resp = operator_client.post(
+        reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}, **HTMX
+    )
     assert resp.status_code == 200
     assert f'id="alert-{alert.pk}"' in resp.content.decode()
     alert.refresh_from_db()
@@ -136,7 +140,9 @@ def test_acknowledge_view_refuses_a_stale_version_with_409(operator_client):
 
 def test_action_without_htmx_redirects_with_a_message(operator_client):
     alert = factories.AlertFactory(status="dismissed")
-    resp = operator_client.post(reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}, follow=True)
+    resp = operator_client.post(
+        reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}, follow=True
+    )
     assert "Only pending or delivered alerts can be acknowledged" in resp.content.decode()
 
 
@@ -169,8 +175,16 @@ def test_bulk_view_bad_input_is_400(operator_client):
 
 def test_viewer_cannot_change_alerts(viewer_client):
     alert = factories.AlertFactory(status="pending")
-    assert viewer_client.post(reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}).status_code == 403
-    assert viewer_client.post(reverse("alerting:alerts_bulk"), {"action": "dismiss", "alerts": [f"{alert.pk}:1"]}).status_code == 403
+    assert (
+        viewer_client.post(reverse("alerting:alert_action", args=[alert.pk, "acknowledge"]), {"version": 1}).status_code
+        == 403
+    )
+    assert (
+        viewer_client.post(
+            reverse("alerting:alerts_bulk"), {"action": "dismiss", "alerts": [f"{alert.pk}:1"]}
+        ).status_code
+        == 403
+    )
     assert Alert.objects.get().status == "pending"
 
 

@@ -25,7 +25,10 @@ def berlin(settings):
 
 
 def events_at(camera, start, n, minute_step=5):
-    return [factories.EventFactory(camera=camera, started_at=start + dt.timedelta(minutes=i * minute_step)) for i in range(n)]
+    return [
+        factories.EventFactory(camera=camera, started_at=start + dt.timedelta(minutes=i * minute_step))
+        for i in range(n)
+    ]
 
 
 def detections_at(camera, start, **counts):
@@ -44,7 +47,8 @@ def test_ewma_first_sample_sets_the_average_and_then_converges_to_real_counts():
 
 
 def test_hourly_update_counts_events_per_camera_including_zero():
-    busy, quiet = factories.CameraFactory(id="busy"), factories.CameraFactory(id="quiet")
+    busy = factories.CameraFactory(id="busy")
+    factories.CameraFactory(id="quiet")
     events_at(busy, MON_14, 3)
     factories.EventFactory(camera=busy, started_at=MON_14 + dt.timedelta(hours=1))  # next hour: not counted
     result = baselines.update_hour(MON_14, now=MON_14 + dt.timedelta(hours=1, minutes=2))
@@ -103,11 +107,19 @@ def test_rebuild_matches_the_hourly_updates_it_replaces():
     while h < end:
         baselines.update_hour(h, now=h + dt.timedelta(hours=1))
         h += dt.timedelta(hours=1)
-    hourly_a = {(r.day_of_week, r.hour): (round(r.avg_count, 9), r.sample_count) for r in ActivityBaseline.objects.all()}
-    hourly_c = {(r.detection_class, r.hour): (round(r.frequency, 9), r.sample_count) for r in ClassBaseline.objects.all()}
+    hourly_a = {
+        (r.day_of_week, r.hour): (round(r.avg_count, 9), r.sample_count) for r in ActivityBaseline.objects.all()
+    }
+    hourly_c = {
+        (r.detection_class, r.hour): (round(r.frequency, 9), r.sample_count) for r in ClassBaseline.objects.all()
+    }
     totals = baselines.rebuild(now=end + dt.timedelta(minutes=1))
-    rebuilt_a = {(r.day_of_week, r.hour): (round(r.avg_count, 9), r.sample_count) for r in ActivityBaseline.objects.all()}
-    rebuilt_c = {(r.detection_class, r.hour): (round(r.frequency, 9), r.sample_count) for r in ClassBaseline.objects.all()}
+    rebuilt_a = {
+        (r.day_of_week, r.hour): (round(r.avg_count, 9), r.sample_count) for r in ActivityBaseline.objects.all()
+    }
+    rebuilt_c = {
+        (r.detection_class, r.hour): (round(r.frequency, 9), r.sample_count) for r in ClassBaseline.objects.all()
+    }
     assert rebuilt_a == hourly_a
     assert rebuilt_c == hourly_c
     assert totals["hours"] == 60 and totals["cameras"] == 1
@@ -160,7 +172,9 @@ def test_baselines_pages(viewer_client):
     factories.ActivityBaselineFactory(camera=cam, day_of_week=2, hour=10, avg_count=1.0, sample_count=2)
     factories.ClassBaselineFactory(camera=cam, detection_class="dog", hour=7, frequency=0.5, sample_count=3)
     assert "Porch" in viewer_client.get(reverse("alerting:baselines")).content.decode()
-    assert viewer_client.get(reverse("alerting:baselines"), {"camera": "porch"})["Location"].endswith("/baselines/porch/")
+    assert viewer_client.get(reverse("alerting:baselines"), {"camera": "porch"})["Location"].endswith(
+        "/baselines/porch/"
+    )
     resp = viewer_client.get(reverse("alerting:camera_baselines", args=["porch"]))
     body = resp.content.decode()
     assert resp.status_code == 200

@@ -120,7 +120,9 @@ def test_dedup_template_rendering():
 def test_alert_dedup_key_uses_the_matching_detection_and_zone():
     cam = factories.CameraFactory(id="drive")
     factories.CameraZoneFactory(id="porch", camera=cam, coordinates=LEFT_HALF)
-    r = rule(zone_ids=["porch"], object_types=["person"], dedup_key_template="{camera_id}|{object_type}|{zone_id}|{severity}")
+    r = rule(
+        zone_ids=["porch"], object_types=["person"], dedup_key_template="{camera_id}|{object_type}|{zone_id}|{severity}"
+    )
     ev = make_event(cam, detections=[("person", 0.8, (100, 100, 50, 50))])
     result = evaluate_event(ev.pk)
     alert = result.created[0]
@@ -165,17 +167,24 @@ def test_cooldown_zero_alerts_for_every_event():
     assert Alert.objects.values("dedup_key").distinct().count() == 1
 
 
-def test_cooldown_suppresses_same_key_until_it_expires():
+def test_cooldown_suppresses_same_key_until_it_expires(
+    django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
     cam = factories.CameraFactory()
     r = rule(cooldown_seconds=300)
-    first = evaluate_event(make_event(cam).pk)
+    with django_capture_on_commit_callbacks(execute=True):  # committed: the engine remembers the alert
+        first = evaluate_event(make_event(cam).pk)
     assert len(first.created) == 1
-    second = evaluate_event(make_event(cam).pk)
+    event = make_event(cam)
+    with django_assert_max_num_queries(1):  # the busy key is suppressed from memory: one query
+        second = evaluate_event(event.pk)
     assert second.created == [] and "cooldown" in second.suppressed[0][2]
     # Another camera has another dedup key.
     assert len(evaluate_event(make_event(factories.CameraFactory()).pk).created) == 1
     # Once the earlier alert is older than the cooldown, the next one goes through.
     Alert.objects.filter(rule=r).update(created_at=timezone.now() - dt.timedelta(seconds=301))
+    # Real alerts never change created_at; the engine's per-process memory of it must be reset here.
+    engine.clear_cache()
     assert len(evaluate_event(make_event(cam).pk).created) == 1
 
 
@@ -209,7 +218,11 @@ def test_preview_creates_no_alerts():
     events = [make_event(cam, risk=r) for r in (20, 60, 90)]
     r = rule(risk_threshold=50, cooldown_seconds=300)
     results = preview_rule(r, [e.pk for e in reversed(events)])
-    assert [(ev.id, m.matched) for ev, m in results] == [(events[2].pk, True), (events[1].pk, True), (events[0].pk, False)]
+    assert [(ev.id, m.matched) for ev, m in results] == [
+        (events[2].pk, True),
+        (events[1].pk, True),
+        (events[0].pk, False),
+    ]
     assert Alert.objects.count() == 0
 
 
@@ -231,3 +244,13 @@ def test_ruleset_indexes_rules_by_camera():
     rs = engine.load_ruleset()
     assert [r.name for r in rs.candidates("a")] == ["any", "A"]
     assert [r.name for r in rs.candidates("b")] == ["any"]
+
+
+def test_cooldown_holds_for_alerts_made_by_another_process():
+    cam = factories.CameraFactory()
+    r = rule(cooldown_seconds=300)
+    evaluate_event(make_event(cam).pk)
+    engine.clear_cache()  # as if this worker had never seen that alert
+    again = evaluate_event(make_event(cam).pk)
+    assert again.created == [] and "cooldown" in again.suppressed[0][2]
+    assert Alert.objects.filter(rule=r).count() == 1

@@ -148,7 +148,9 @@ def test_webhook_timeout_then_success(webhook_receiver, fast_webhooks):
     assert first.status == "failed" and "timed out" in first.error and first.http_status is None
     run_due_retries()
     assert Alert.objects.get(pk=alert.pk).status == "delivered"
-    assert list(NotificationDelivery.objects.filter(alert_id=alert.pk).order_by("attempt").values_list("status", flat=True)) == [
+    assert list(
+        NotificationDelivery.objects.filter(alert_id=alert.pk).order_by("attempt").values_list("status", flat=True)
+    ) == [
         "failed",
         "succeeded",
     ]
@@ -194,7 +196,9 @@ def test_deliver_after_success_is_a_no_op(mailoutbox):
 @pytest.mark.django_db
 def test_delivery_keeps_an_acknowledged_alert_acknowledged(mailoutbox):
     rule = factories.AlertRuleFactory(channels=[{"type": "email", "to": ["a@example.com"]}])
-    alert = factories.AlertFactory(rule=rule, status="acknowledged", channels=[{"type": "email", "to": ["a@example.com"]}])
+    alert = factories.AlertFactory(
+        rule=rule, status="acknowledged", channels=[{"type": "email", "to": ["a@example.com"]}]
+    )
     notify.deliver(alert.pk, "email", "a@example.com")
     alert.refresh_from_db()
     assert alert.status == "acknowledged" and alert.delivered_at is not None and alert.version_id == 2
@@ -206,7 +210,10 @@ def test_delivery_keeps_an_acknowledged_alert_acknowledged(mailoutbox):
 @pytest.mark.django_db
 def test_send_test_notification_button(operator_client, webhook_receiver, mailoutbox):
     rule = factories.AlertRuleFactory(
-        channels=[{"type": "email", "to": ["ops@example.com"]}, {"type": "webhook", "url": webhook_receiver.url, "secret": "s3cret"}]
+        channels=[
+            {"type": "email", "to": ["ops@example.com"]},
+            {"type": "webhook", "url": webhook_receiver.url, "secret": "s3cret"},
+        ]
     )
     resp = operator_client.post(reverse("alerting:channel_test", args=[rule.pk, 0]), **HTMX)
     assert resp.status_code == 200 and "Test email sent" in resp.content.decode()

@@ -98,8 +98,13 @@ def test_create_rule_with_schedule_zones_and_channels(operator_client):
             "Start and end are the same",
         ),
         (
-            {"schedule_enabled": "on", "schedule_days": ["1"], "schedule_start": "08:00", "schedule_end": "09:00",
-             "schedule_timezone": "Mars/Olympus"},
+            {
+                "schedule_enabled": "on",
+                "schedule_days": ["1"],
+                "schedule_start": "08:00",
+                "schedule_end": "09:00",
+                "schedule_timezone": "Mars/Olympus",
+            },
             "schedule_timezone",
             "Unknown timezone",
         ),  # fmt: skip
@@ -108,8 +113,16 @@ def test_create_rule_with_schedule_zones_and_channels(operator_client):
             "schedule_start",
             "HH:MM",
         ),
-        ({"schedule_enabled": "on", "schedule_start": "08:00", "schedule_end": "09:00"}, "schedule_days", "at least one day"),
-        ({"schedule_enabled": "on", "schedule_days": ["9"], "schedule_start": "08:00", "schedule_end": "09:00"}, "schedule_days", "valid choice"),
+        (
+            {"schedule_enabled": "on", "schedule_start": "08:00", "schedule_end": "09:00"},
+            "schedule_days",
+            "at least one day",
+        ),
+        (
+            {"schedule_enabled": "on", "schedule_days": ["9"], "schedule_start": "08:00", "schedule_end": "09:00"},
+            "schedule_days",
+            "valid choice",
+        ),
         ({"email_to": "ops@example.com, nope"}, "email_to", "'nope' is not a valid email address"),
         ({"webhooks": "ftp://example.com/x"}, "webhooks", "Line 1: Webhook URL"),
         ({"object_types": ["unicorn"]}, "object_types", "valid choice"),
@@ -136,7 +149,9 @@ def test_zones_must_belong_to_the_chosen_cameras(operator_client):
 
 
 def test_edit_rule_audits_changes_and_masks_secrets(operator_client):
-    rule = factories.AlertRuleFactory(name="R", risk_threshold=50, channels=[{"type": "webhook", "url": "https://h.example/x", "secret": "OLDSECRET"}])
+    rule = factories.AlertRuleFactory(
+        name="R", risk_threshold=50, channels=[{"type": "webhook", "url": "https://h.example/x", "secret": "OLDSECRET"}]
+    )
     resp = operator_client.get(reverse("alerting:rule_edit", args=[rule.pk]))
     assert resp.status_code == 200 and "https://h.example/x OLDSECRET" in resp.content.decode()
     resp = operator_client.post(
@@ -155,7 +170,9 @@ def test_edit_rule_audits_changes_and_masks_secrets(operator_client):
 
 def test_failed_edit_changes_nothing(operator_client):
     rule = factories.AlertRuleFactory(name="R", dedup_key_template="{camera_id}")
-    resp = operator_client.post(reverse("alerting:rule_edit", args=[rule.pk]), valid_data(name="R2", dedup_key_template="{x}"))
+    resp = operator_client.post(
+        reverse("alerting:rule_edit", args=[rule.pk]), valid_data(name="R2", dedup_key_template="{x}")
+    )
     assert resp.status_code == 400
     rule.refresh_from_db()
     assert rule.name == "R" and rule.dedup_key_template == "{camera_id}"
@@ -189,13 +206,21 @@ def test_toggle_duplicate_delete(operator_client):
     assert rule.enabled is False
     resp = operator_client.post(reverse("alerting:rule_duplicate", args=[rule.pk]))
     copy = AlertRule.objects.exclude(pk=rule.pk).get()
-    assert copy.name == "Copy of R" and copy.enabled is False and resp["Location"] == reverse("alerting:rule_edit", args=[copy.pk])
+    assert (
+        copy.name == "Copy of R"
+        and copy.enabled is False
+        and resp["Location"] == reverse("alerting:rule_edit", args=[copy.pk])
+    )
     factories.AlertFactory(rule=rule)
     resp = operator_client.get(reverse("alerting:rule_delete", args=[rule.pk]))
     assert resp.status_code == 200 and "1 alert(s) stay" in resp.content.decode()
     resp = operator_client.post(reverse("alerting:rule_delete", args=[rule.pk]))
     assert resp.status_code == 302 and not AlertRule.objects.filter(pk=rule.pk).exists()
-    assert {a.action for a in AuditLog.objects.filter(resource_type="alert_rule")} == {"rule.update", "rule.duplicate", "rule.delete"}
+    assert {a.action for a in AuditLog.objects.filter(resource_type="alert_rule")} == {
+        "rule.update",
+        "rule.duplicate",
+        "rule.delete",
+    }
 
 
 def test_viewer_gets_403_on_every_rule_post(viewer_client):
@@ -241,6 +266,8 @@ def test_rule_test_date_range_and_bad_input(viewer_client):
 
 
 def test_viewers_do_not_see_webhook_secrets(viewer_client):
-    rule = factories.AlertRuleFactory(channels=[{"type": "webhook", "url": "https://h.example/x", "secret": "TOPSECRET"}])
+    rule = factories.AlertRuleFactory(
+        channels=[{"type": "webhook", "url": "https://h.example/x", "secret": "TOPSECRET"}]
+    )
     body = viewer_client.get(reverse("alerting:rule_edit", args=[rule.pk])).content.decode()
     assert "https://h.example/x (secret hidden)" in body and "TOPSECRET" not in body

@@ -55,7 +55,11 @@ def test_create_zone(operator_client):
         ({"coordinates": "[[0, 0], [1, 1], [1, 0], [0, 1]]"}, "coordinates", "cross each other"),
         ({"coordinates": "[[0, 0], [1.5, 0], [1, 1]]"}, "coordinates", "outside the frame"),
         ({"coordinates": "[[0, 0], [1, 0]]"}, "coordinates", "at least 3 points"),
-        ({"coordinates": "[[0,0],[0.5,0],[0.6,0.5],[0,0.5]]", "shape": "rectangle"}, "coordinates", "horizontal or vertical"),
+        (
+            {"coordinates": "[[0,0],[0.5,0],[0.6,0.5],[0,0.5]]", "shape": "rectangle"},
+            "coordinates",
+            "horizontal or vertical",
+        ),
         ({"coordinates": "not json"}, "coordinates", "valid JSON"),
         ({"color": "red"}, "color", "#RRGGBB"),
         ({"priority": "-1"}, "priority", "greater than or equal to 0"),
@@ -109,7 +113,9 @@ def test_invalid_update_changes_nothing(operator_client):
 def test_zone_of_another_camera_is_404(operator_client):
     factories.CameraFactory(id="porch")
     factories.CameraZoneFactory(id="steps", camera=factories.CameraFactory(id="garage"))
-    assert operator_client.post(reverse("alerting:zone_update", args=["porch", "steps"]), zone_data()).status_code == 404
+    assert (
+        operator_client.post(reverse("alerting:zone_update", args=["porch", "steps"]), zone_data()).status_code == 404
+    )
 
 
 def test_delete_zone_refused_while_rules_use_it(operator_client):

@@ -42,6 +42,7 @@ BASE_COUNTS = {
     "reid_embeddings": 1_000_000,
 }
 DETECTIONS_PER_EVENT = 3
+EMBEDDINGS_CAP = 50_000
 N_RULES = 100
 N_ZONES = 50
 CHUNK = 500_000
@@ -96,6 +97,10 @@ def planned_counts(scale: float) -> dict[str, int]:
     emb = os.environ.get("BENCH_EMBEDDINGS")
     if emb is not None and emb.strip():
         counts["reid_embeddings"] = int(emb)
+    else:
+        # 1M embeddings cannot be generated, indexed (HNSW) and restored within the one-hour
+        # budget on 2 cores; docs/benchmarks.md gives the measured numbers (notes.embeddings_note).
+        counts["reid_embeddings"] = min(counts["reid_embeddings"], EMBEDDINGS_CAP)
     counts["reid_embeddings"] = min(counts["reid_embeddings"], counts["detections"])
     counts["alerts"] = min(counts["alerts"], counts["events"])
     return counts
@@ -770,7 +775,11 @@ def ensure_dataset(scale: float, *, force: bool = False, max_age_hours: float = 
         same = all(meta.get(k) == v for k, v in wanted.items())
         anchor = dt.datetime.fromisoformat(meta["anchor"])
         age_h = (timezone.now() - anchor).total_seconds() / 3600
-        if same and age_h <= max_age_hours:
+        intact = all(
+            _scalar(f'SELECT count(*) FROM "{t}"') == (meta.get("actual_counts") or {}).get(t)
+            for t in ("events", "alert_rules", "cameras")
+        )
+        if same and intact and age_h <= max_age_hours:
             log(f"reusing dataset built {age_h:.1f} h ago (scale {scale})")
             return Dataset(
                 scale=scale,
@@ -781,7 +790,11 @@ def ensure_dataset(scale: float, *, force: bool = False, max_age_hours: float = 
                 steps=meta.get("steps", {}),
                 embeddings_note=meta.get("embeddings_note", ""),
             )
-        why = "scale/schema changed" if not same else f"data is {age_h:.0f} h old (pages read the last 24 h)"
+        why = (
+            "scale/schema changed" if not same
+            else "rows are missing (an interrupted run?)" if not intact
+            else f"data is {age_h:.0f} h old (pages read the last 24 h)"
+        )  # fmt: skip
         log(f"rebuilding dataset: {why}")
     else:
         _guard_foreign_database()

@@ -123,6 +123,18 @@ def failed(section: str, name: str, exc: BaseException, target: str = "") -> Res
     )
 
 
+def round_trip_ms(n: int = 200) -> float:
+    """Median `SELECT 1` round trip: the floor under every query a page or job makes."""
+    samples = []
+    with connection.cursor() as cur:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1")
+            cur.fetchone()
+            samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
 # --- plans --------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ Knobs (command-line options win over environment variables):
     BENCH_REBUILD=1 / --rebuild   rebuild the dataset even if the stored one matches
     BENCH_EMBEDDINGS         re-id embeddings to generate (default: see dataset.planned_counts)
     BENCH_OUTPUT / --output  report path (default docs/benchmarks.md)
-    WATCHPOST_DB_NAME        benchmark database on the embedded server (default watchpost_bench);
+    BENCH_DB_NAME            benchmark database on the embedded server (default watchpost_bench);
                              DATABASE_URL, when set, is used instead
 """
 

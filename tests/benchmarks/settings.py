@@ -1,14 +1,14 @@
 """Settings for `make bench`: the project's settings on a separate benchmark database.
 
-The benchmark database is never the dev one: WATCHPOST_DB_NAME defaults to
-watchpost_bench here (the embedded server creates it). DATABASE_URL, when set,
-is honoured as is; the dataset builder refuses to wipe a database it did not
-build (see dataset.py).
+The benchmark database is never the dev one: the embedded server's database is
+BENCH_DB_NAME (default watchpost_bench; the server creates it), whatever
+WATCHPOST_DB_NAME says. DATABASE_URL, when set, is honoured as is; the dataset
+builder refuses to wipe a database it did not build (see dataset.py).
 """
 
 import os
 
-os.environ.setdefault("WATCHPOST_DB_NAME", "watchpost_bench")
+os.environ["WATCHPOST_DB_NAME"] = os.environ.get("BENCH_DB_NAME") or "watchpost_bench"
 # Tasks run inline: the benchmarks call services directly and must not leave work in a broker.
 os.environ.setdefault("WATCHPOST_TASKS_SYNC", "1")
 

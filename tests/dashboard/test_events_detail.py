@@ -187,7 +187,9 @@ def test_anomaly_score_is_shown_when_the_alerting_app_offers_one(
     baselines = pytest.importorskip("alerting.services.baselines")
     event, _, _ = rich_event
     dow, hour = baselines.slot_of(baselines.local_hour_start(event.started_at))
-    factories.ActivityBaselineFactory(camera=event.camera, day_of_week=dow, hour=hour, avg_count=0.5, sample_count=10_000)
+    factories.ActivityBaselineFactory(
+        camera=event.camera, day_of_week=dow, hour=hour, avg_count=0.5, sample_count=10_000
+    )
     expected = baselines.anomaly_score_for_event(event)
     assert expected is not None
     with django_assert_max_num_queries(15):

@@ -25,7 +25,11 @@ def test_feedback_is_created_from_the_event_page(operator_client, db):
     assert response.status_code == 302
     assert response["Location"] == reverse("dashboard:event_detail", args=[event.pk])
     feedback = EventFeedback.objects.get(event=event)
-    assert (feedback.feedback_type, feedback.expected_severity, feedback.notes) == ("severity_wrong", "low", "Only a cat")
+    assert (feedback.feedback_type, feedback.expected_severity, feedback.notes) == (
+        "severity_wrong",
+        "low",
+        "Only a cat",
+    )
     audit = AuditLog.objects.get(resource_type="event_feedback")
     assert audit.action == "create" and audit.resource_id == str(feedback.pk)
     assert audit.details["event_id"] == event.pk
@@ -36,7 +40,9 @@ def test_second_submission_edits_the_existing_feedback(operator_client, db):
     event = factories.EventFactory()
     existing = factories.EventFeedbackFactory(event=event, feedback_type="accurate", notes="fine")
     response = operator_client.post(
-        _url(event), {"feedback_type": "false_positive", "expected_severity": "", "notes": "fine"}, HTTP_HX_REQUEST="true"
+        _url(event),
+        {"feedback_type": "false_positive", "expected_severity": "", "notes": "fine"},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200
     body = response.content.decode()

@@ -72,7 +72,11 @@ def test_gpu_widget_shows_latest_sample_per_gpu(operator_client):
     factories.GpuStatFactory(recorded_at=old, gpu_index=0, host="node2")
     response = operator_client.get(_widget("gpus"), HTTP_HX_REQUEST="true")
     gpus = response.context["gpus"]
-    assert [(g["sample"].host, g["sample"].gpu_index) for g in gpus] == [("localhost", 0), ("localhost", 1), ("node2", 0)]
+    assert [(g["sample"].host, g["sample"].gpu_index) for g in gpus] == [
+        ("localhost", 0),
+        ("localhost", 1),
+        ("node2", 0),
+    ]
     assert gpus[0]["sample"].gpu_utilization == 77
     assert gpus[0]["memory_percent"] == 96 and gpus[0]["memory_level"] == "critical"
     assert [g["stale"] for g in gpus] == [False, True, False]
@@ -113,7 +117,12 @@ def test_alerts_widget_counts_open_alerts_by_severity(operator_client):
 def test_jobs_widget_lists_running_jobs_with_progress(operator_client):
     now = timezone.now()
     running = factories.JobFactory(
-        job_type="export", status="running", created_at=now, started_at=now, progress_percent=42, current_step="Writing rows"
+        job_type="export",
+        status="running",
+        created_at=now,
+        started_at=now,
+        progress_percent=42,
+        current_step="Writing rows",
     )
     factories.JobFactory(status="queued")
     factories.JobFactory(status="completed", created_at=now, started_at=now, completed_at=now, progress_percent=100)
@@ -135,6 +144,14 @@ def test_events_widget_counts_today_by_risk_level(operator_client):
     assert counts == {"critical": 2, "high": 0, "medium": 0, "low": 1}
     assert response.context["unscored"] == 1 and response.context["total"] == 4
     assert "risk_level=critical" in response.content.decode()
+    # The widget's link opens the events list on exactly today's events.
+    import re
+    from html import unescape
+
+    link = unescape(re.search(r'<h2><a href="([^"]+)"', response.content.decode()).group(1))
+    listed = operator_client.get(link)
+    assert listed.status_code == 200 and not listed.context["form"].errors
+    assert len(listed.context["page"].items) == 4
 
 
 def test_logs_widget_counts_errors_of_the_last_hour(operator_client):

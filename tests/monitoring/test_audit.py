@@ -360,3 +360,25 @@ def test_user_model_is_unchanged_by_failed_logins(client):
     client.post(reverse("login"), {"username": "nobody", "password": "x"})
     assert AuditLog.objects.get().actor == "nobody"
     assert not User.objects.filter(username="nobody").exists()
+
+
+def test_admin_bulk_delete_is_one_audit_row(staff):
+    from django.contrib import admin
+
+    for slug in ("a1", "a2", "a3"):
+        factories.CameraFactory(id=slug)
+    request = RequestFactory().post("/admin/", REMOTE_ADDR="192.0.2.30")
+    request.user = staff
+    model_admin = admin.site._registry[Camera]
+    model_admin.delete_queryset(request, Camera.objects.filter(id__in=["a1", "a3"]))
+    assert sorted(Camera.objects.values_list("id", flat=True)) == ["a2"]
+    row = AuditLog.objects.get(action="delete")
+    assert row.resource_type == "camera" and row.resource_id is None and row.actor == "sam_staff"
+    assert row.details["count"] == 2 and sorted(row.details["ids"]) == ["a1", "a3"] and row.details["bulk"] is True
+
+
+def test_jsonable_sorts_unordered_collections():
+    cams = [factories.CameraFactory(id="zeta"), factories.CameraFactory(id="alpha")]
+    assert audit.jsonable(cams) == ["alpha", "zeta"]
+    assert audit.jsonable({"b", "a"}) == ["a", "b"]
+    assert audit.jsonable([3, 1]) == [3, 1]  # a plain list keeps its order

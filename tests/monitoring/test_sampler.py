@@ -215,10 +215,16 @@ def test_memory_pressure_levels(used, total, level):
 
 
 def test_state_changes_are_logged_once(caplog):
-    sampler = GpuSampler(nvml=FakeNVML(init_error=pynvml.NVMLError_LibraryNotFound), host="quiet")
-    for _ in range(3):
+    fake = FakeNVML(init_error=pynvml.NVMLError_LibraryNotFound)
+    for _ in range(3):  # three scheduled runs, each with its own sampler
+        sampler = GpuSampler(nvml=fake, host="quiet")
+        sampler.sample_and_store()
         sampler.sample_and_store()
     assert len([r for r in caplog.records if "no NVIDIA GPU detected" in r.getMessage()]) == 1
+    fake.init_error = None
+    fake.gpus = FakeNVML.with_gpus(1).gpus
+    GpuSampler(nvml=fake, host="quiet").sample_and_store()
+    assert [r.getMessage() for r in caplog.records][-1] == "GPU sampler on quiet: 1 GPU(s) found"
 
 
 def test_fake_is_selected_by_environment(monkeypatch):

@@ -4,6 +4,9 @@ These tests need two real database sessions (the lock lives in one of them), so
 they run outside the test transaction.
 """
 
+import threading
+import time
+
 import pynvml
 import pytest
 from django.core.management import call_command
@@ -42,10 +45,15 @@ def test_second_sampler_on_the_same_host_is_refused(sampler):
     holder = HostLock("gpu-host-1")
     assert holder.acquire()
     try:
-        outcome = run_sampler(duration=60, interval=5, sampler=sampler, sleep=lambda s: None)
-        assert outcome == {"host": "gpu-host-1", "ticks": 0, "skipped": True}
+        started = time.monotonic()
+        outcome = run_sampler(duration=60, interval=5, wait=0.3, sampler=sampler, sleep=lambda s: None)
+        assert time.monotonic() - started >= 0.3  # it waited for a hand-over that never came
+        assert outcome == {"host": "gpu-host-1", "ticks": 0, "stored": 0, "skipped": True, "handed_over": False}
         assert GpuStat.objects.count() == 0
-        assert HostLock("another-host").acquire()  # other hosts are not blocked
+        assert run_sampler(duration=0, interval=5, wait=0, sampler=sampler)["skipped"] is True  # no wait: at once
+        other = HostLock("another-host")
+        assert other.acquire()  # other hosts are not blocked
+        other.release()
     finally:
         holder.release()
     second = HostLock("gpu-host-1")
@@ -53,20 +61,48 @@ def test_second_sampler_on_the_same_host_is_refused(sampler):
     second.release()
 
 
-def test_one_run_samples_every_interval_for_a_minute(sampler):
+def test_run_samples_every_interval_until_its_duration(sampler):
     clock = FakeClock()
     outcome = run_sampler(duration=60, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
-    # Ticks at 0, 5, ..., 55 s: the next scheduled run starts at 60 s.
-    assert outcome["ticks"] == 12 and outcome["stored"] == 12
+    assert outcome["ticks"] == 12 and outcome["stored"] == 12 and not outcome["handed_over"]
     assert GpuStat.objects.count() == 24
     assert all(s == 5.0 for s in clock.sleeps) and len(clock.sleeps) == 11
-    assert HostLock("gpu-host-1").acquire()  # released at the end
+    lock = HostLock("gpu-host-1")
+    assert lock.acquire()  # released at the end
+    lock.release()
+
+
+def test_next_run_takes_over_at_the_next_tick(fake_nvml):
+    """Two runs as django-q2 starts them, a minute apart: one sampler at a time, no gap."""
+    interval = 0.4
+    outcome = {}
+
+    def first_run():
+        try:
+            outcome["first"] = run_sampler(duration=30, interval=interval, sampler=GpuSampler(nvml=fake_nvml, host="h"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    time.sleep(1.0)  # the first run has ticked about three times
+    second = run_sampler(duration=1.0, interval=interval, sampler=GpuSampler(nvml=fake_nvml, host="h"))
+    thread.join(timeout=10)
+
+    first = outcome["first"]
+    assert first["handed_over"] is True and first["ticks"] >= 2
+    assert second["skipped"] is False and second["ticks"] == 3 and not second["handed_over"]
+    times = sorted(GpuStat.objects.filter(gpu_index=0).values_list("recorded_at", flat=True))
+    assert len(times) == first["ticks"] + second["ticks"]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    # Evenly spaced across the hand-over: never two samplers at once, never a missed tick.
+    assert all(interval * 0.5 < g < interval * 1.6 for g in gaps), gaps
 
 
 def test_interval_setting_drives_the_ticks(sampler, settings):
     settings.GPU_SAMPLE_INTERVAL = 20
     clock = FakeClock()
-    assert run_sampler(sampler=sampler, sleep=clock.sleep, clock=clock.clock)["ticks"] == 3
+    assert run_sampler(duration=60, sampler=sampler, sleep=clock.sleep, clock=clock.clock)["ticks"] == 3
 
 
 def test_database_outage_is_logged_and_the_next_tick_retries(sampler, caplog):
@@ -130,9 +166,11 @@ def test_ensure_schedules_is_idempotent():
 def test_scheduled_task_samples_this_host(monkeypatch, settings):
     monkeypatch.setenv("WATCHPOST_FAKE_NVML", "1")
     settings.GPU_SAMPLER_HOST = "task-host"
-    settings.GPU_SAMPLE_INTERVAL = 60  # one tick per one-minute run: the test does not sleep
+    settings.GPU_SAMPLE_INTERVAL = 60
+    # A run never outlives django-q2's task timeout: here 40 s, so 30 s, i.e. one tick.
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 40}
     outcome = tasks.sample_gpus()
-    assert outcome == {"host": "task-host", "ticks": 1, "stored": 1, "skipped": False}
+    assert outcome == {"host": "task-host", "ticks": 1, "stored": 1, "skipped": False, "handed_over": False}
     assert GpuStat.objects.filter(host="task-host").count() == 1
 
 

@@ -171,3 +171,12 @@ def test_operator_required_and_mixin_refuse_viewers(viewer, operator):
         get = rf.get("/x/")
         get.user = user
         assert ChangeView.as_view()(get).content == b"read"
+
+
+def test_post_migrate_receiver_syncs_the_roles():
+    from dashboard.roles import sync_roles_after_migrate
+
+    Group.objects.get(name=VIEWERS).permissions.clear()
+    sync_roles_after_migrate(sender=None, using="default")
+    assert _perms(VIEWERS) == declared_permissions()[VIEWERS]
+    sync_roles_after_migrate(sender=None, using="other")  # other databases are left alone

@@ -225,11 +225,29 @@ class World:
 
     @cached_property
     def export(self):
-        return factories.ExportJobFactory(job=factories.JobFactory(job_type="export"))
+        # Completed, with its file in EXPORT_DIR, so the download pages have something to serve.
+        path = Path(settings.EXPORT_DIR) / "walk-export.csv"
+        path.write_text("id,camera\n1,walk_cam\n")
+        return factories.ExportJobFactory(
+            job=factories.JobFactory(job_type="export", status="completed"),
+            status="completed",
+            output_path=str(path),
+            output_size_bytes=path.stat().st_size,
+            total_items=1,
+            processed_items=1,
+            progress_percent=100,
+        )
 
     @cached_property
     def backup(self):
-        return factories.BackupJobFactory(job=factories.JobFactory(job_type="backup"))
+        path = Path(settings.BACKUP_DIR) / "walk-backup.zip"
+        path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
+        return factories.BackupJobFactory(
+            job=factories.JobFactory(job_type="backup", status="completed"),
+            status="completed",
+            file_path=str(path),
+            file_size_bytes=path.stat().st_size,
+        )
 
     @cached_property
     def restore(self):

@@ -47,9 +47,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Sampling GPUs on {sampler.host} (Ctrl-C stops)…")
         try:
             while True:
+                # Runs end when another sampler of this host (a scheduled run) asks for the
+                # host lock; the loop then waits for its turn again.
                 outcome = run_sampler(interval=interval, sampler=sampler)
                 if outcome["skipped"]:
-                    raise CommandError(f"Another GPU sampler is already running on {sampler.host}.")
+                    self.stdout.write(f"Another GPU sampler is sampling {sampler.host}; waiting for it to hand over…")
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
 

@@ -1,0 +1,262 @@
+"""kill -9 of the django-q2 cluster in the middle of an export, a backup and a restore.
+
+A real `manage.py qcluster` runs the real handlers on the test database; when
+the work is observably half done (a temporary file growing, a COPY into a
+restored table in progress) the whole process group gets SIGKILL. Then the
+timeout sweep — the same function the per-minute schedule runs — must find the
+dead attempt: attempt failed, transition `running → failed` by `timeout`, and a
+retry queued while attempts remain (failed for good after `max_attempts`). No
+half-written file may ever be offered for download, and a killed restore must
+leave every table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs.choices import AttemptStatus, BackupStatus, ExportStatus, JobStatus, RestoreStatus, TriggeredBy
+from jobs.models import BackupJob, ExportJob, Job, JobAttempt, RestoreJob
+from jobs.services import backup as backup_service
+from jobs.services import exports as export_service
+from jobs.services import lifecycle, tracked
+from tests.reliability.conftest import wait_for
+from tests.reliability.data import seed_events, table_checksums
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _growing_part_file(folder: Path, min_bytes: int = 1):
+    """The temporary file of a write in progress (hidden name ending in .part), once it holds data."""
+    for p in _files(folder):
+        try:
+            if p.name.startswith(".") and p.name.endswith(".part") and p.stat().st_size >= min_bytes:
+                return p
+        except FileNotFoundError:
+            pass
+    return None
+
+
+def _job_running(job_id) -> bool:
+    return Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
+
+
+def _assert_killed_attempt_swept(job, *, retried: bool):
+    """The sweep failed attempt 1 as a timeout and queued attempt 2 (or left the job failed)."""
+    job.refresh_from_db()
+    attempt = JobAttempt.objects.get(job=job, attempt_number=1)
+    assert attempt.status == AttemptStatus.FAILED
+    assert attempt.ended_at is not None
+    assert "no longer running" in attempt.error_message
+    steps = list(job.transitions.order_by("transitioned_at", "id").values_list("from_status", "to_status", "triggered_by"))
+    assert (JobStatus.RUNNING, JobStatus.FAILED, TriggeredBy.TIMEOUT) in steps
+    if retried:
+        assert steps[-1] == (JobStatus.FAILED, JobStatus.QUEUED, TriggeredBy.RETRY)
+        assert job.status == JobStatus.QUEUED
+        assert job.attempt_number == 2
+        assert job.next_retry_at is not None and job.next_retry_at > timezone.now()
+    else:
+        assert steps[-1] == (JobStatus.RUNNING, JobStatus.FAILED, TriggeredBy.TIMEOUT)
+        assert job.status == JobStatus.FAILED
+        assert job.next_retry_at is None
+    return job
+
+
+def _run_due_retry(job):
+    """What the per-minute dispatcher does once the backoff has passed, with the attempt run here."""
+    assert tracked.dispatch_due_jobs(now=job.next_retry_at + dt.timedelta(seconds=1)) == 1
+    assert lifecycle.run_job(job.pk) == "completed"
+    job.refresh_from_db()
+    return job
+
+
+# --- export ---------------------------------------------------------------------------------------------
+
+EXPORT_ROWS = 40_000
+
+
+def _kill_mid_export(worker, file_dirs, job) -> Path:
+    part = wait_for(lambda: _growing_part_file(file_dirs["EXPORT_DIR"], 64 * 1024), 60, 0.005,
+                    "the export's temporary file to fill")  # fmt: skip
+    assert _job_running(job.pk), "the export finished before it could be killed: export more rows"
+    worker.kill()
+    return part
+
+
+def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
+    start_worker, file_dirs, operator_client
+):
+    seed_events(EXPORT_ROWS, text_len=1024)
+    worker = start_worker()
+    export = export_service.create_export("events", "json", {}, created_by="olivia_operator")
+    job = export.job
+    assert job.max_attempts == 2
+    url = reverse("jobs:export_download", args=[export.pk])
+
+    # Attempt 1 dies half-way: the sweep fails it as a timeout and queues attempt 2.
+    part = _kill_mid_export(worker, file_dirs, job)
+    assert [p.name for p in _files(file_dirs["EXPORT_DIR"])] == [part.name]  # only the temporary name
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 1}
+    _assert_killed_attempt_swept(job, retried=True)
+    export.refresh_from_db()
+    assert export.status != ExportStatus.COMPLETED
+    assert export.output_path is None
+    assert operator_client.get(url).status_code == 404
+    assert operator_client.post(url, {"acknowledge": "on"}).status_code == 404
+    assert url not in operator_client.get(reverse("jobs:export_detail", args=[export.pk])).content.decode()
+
+    # Attempt 2, handed to a fresh cluster by the dispatcher, dies too: no attempts left, failed for good.
+    worker = start_worker()
+    assert tracked.dispatch_due_jobs(now=job.next_retry_at + dt.timedelta(seconds=1)) == 1
+    _kill_mid_export(worker, file_dirs, job)
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.attempt_number == 2
+    assert list(job.attempts.values_list("attempt_number", "status")) == [
+        (1, AttemptStatus.FAILED),
+        (2, AttemptStatus.FAILED),
+    ]
+    export.refresh_from_db()
+    assert export.output_path is None
+    assert operator_client.post(url, {"acknowledge": "on"}).status_code == 404
+    assert all(p.name.startswith(".") and p.name.endswith(".part") for p in _files(file_dirs["EXPORT_DIR"]))
+
+    # The operator's Retry runs it to the end (here, in-process): now, and only now, there is a file.
+    lifecycle.retry_now(job.pk, actor="olivia_operator")
+    assert lifecycle.run_job(job.pk) == "completed"
+    export.refresh_from_db()
+    assert export.status == ExportStatus.COMPLETED
+    assert export.processed_items == EXPORT_ROWS
+    response = operator_client.post(url, {"acknowledge": "on"})
+    assert response.status_code == 200
+    assert len(json.loads(b"".join(response.streaming_content))) == EXPORT_ROWS
+
+
+def test_export_failed_for_good_by_the_sweep_is_marked_failed(worker, file_dirs):
+    """A dead export with no attempts left must not stay "running" (and its page polling) forever."""
+    seed_events(EXPORT_ROWS, text_len=1024)
+    export = export_service.create_export("events", "json", {}, created_by="olivia_operator")
+    Job.objects.filter(pk=export.job_id).update(max_attempts=1)
+    _kill_mid_export(worker, file_dirs, export.job)
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED, f"export left {export.status!r} after its job failed for good"
+    assert export.completed_at is not None and export.error_message
+
+
+# --- backup ---------------------------------------------------------------------------------------------
+
+
+def _kill_mid_backup(worker, file_dirs, job) -> Path:
+    part = wait_for(lambda: _growing_part_file(file_dirs["BACKUP_DIR"], 32 * 1024), 60, 0.005,
+                    "the backup's temporary file to fill")  # fmt: skip
+    assert _job_running(job.pk), "the backup finished before it could be killed: back up more rows"
+    worker.kill()
+    return part
+
+
+def test_killed_backup_is_retried_and_never_offers_a_partial_archive(start_worker, file_dirs, operator_client):
+    seed_events(30_000, text_len=2048)
+    worker = start_worker()
+    backup = backup_service.create_backup(created_by="olivia_operator")
+    job = backup.job
+    assert job.max_attempts == 2
+    url = reverse("jobs:backup_download", args=[backup.pk])
+
+    part = _kill_mid_backup(worker, file_dirs, job)
+    assert [p.name for p in _files(file_dirs["BACKUP_DIR"])] == [part.name]
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 1}
+    _assert_killed_attempt_swept(job, retried=True)
+    backup.refresh_from_db()
+    assert backup.status != BackupStatus.COMPLETED
+    assert backup.file_path is None
+    assert operator_client.get(url).status_code == 404
+
+    job = _run_due_retry(job)
+    backup.refresh_from_db()
+    assert backup.status == BackupStatus.COMPLETED
+    rows = {t["name"]: t["rows"] for t in backup.manifest_json["tables"]}
+    assert rows["events"] == 30_000
+    response = operator_client.get(url)
+    assert response.status_code == 200
+    archive = b"".join(response.streaming_content)
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        assert zf.testzip() is None
+        assert "manifest.json" in zf.namelist()
+
+
+def test_backup_failed_for_good_by_the_sweep_is_marked_failed(worker, file_dirs, operator_client):
+    """Otherwise the backup shows "running" forever and the Delete button refuses it."""
+    seed_events(30_000, text_len=2048)
+    backup = backup_service.create_backup(created_by="olivia_operator")
+    Job.objects.filter(pk=backup.job_id).update(max_attempts=1)
+    _kill_mid_backup(worker, file_dirs, backup.job)
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    backup.refresh_from_db()
+    assert backup.status == BackupStatus.FAILED, f"backup left {backup.status!r} after its job failed for good"
+    operator_client.post(reverse("jobs:backup_delete", args=[backup.pk]))
+    assert not BackupJob.objects.filter(pk=backup.pk).exists()
+
+
+# --- restore --------------------------------------------------------------------------------------------
+
+
+def _restore_copy_in_progress() -> bool:
+    """A restore's COPY … FROM STDIN is running: the tables are truncated and half reloaded in its transaction."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state = 'active' AND query LIKE 'COPY %%FROM STDIN%%'"
+        )
+        return cur.fetchone()[0] > 0
+
+
+def _other_backends() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator_client):
+    seed_events(20_000, text_len=2048, detections=True)
+    archive = file_dirs["UPLOAD_DIR"] / "restore-rel.zip"
+    backup_service.write_backup(archive)
+    # The database moves on after the backup, so a restore (complete or partial) would show.
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM event_detections WHERE event_id %% 3 = 0")
+        cur.execute("UPDATE events SET reviewed = NOT reviewed, notes = 'after the backup' WHERE id %% 5 = 0")
+        cur.execute("INSERT INTO cameras (id, name, folder_path, status, created_at) "
+                    "VALUES ('late_cam', 'Late', '', 'online', now())")  # fmt: skip
+    tables = backup_service.BACKUP_TABLES
+    before = table_checksums(tables)
+
+    restore = backup_service.create_restore(archive.name, created_by="olivia_operator")
+    job = restore.job
+    assert job.max_attempts == 1
+    wait_for(_restore_copy_in_progress, 90, 0.005, "the restore to start reloading tables")
+    assert RestoreJob.objects.get(pk=restore.pk).status == RestoreStatus.RESTORING
+    worker.kill()
+    # The server notices the dead client and rolls its transaction back.
+    wait_for(lambda: _other_backends() == 0, 30, 0.1, "the killed worker's database session to end")
+
+    assert table_checksums(tables) == before
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    _assert_killed_attempt_swept(job, retried=False)
+
+    # Nothing may stay wedged: the restore is over (failed), and the next one may start.
+    restore.refresh_from_db()
+    assert restore.status == RestoreStatus.FAILED, f"restore left {restore.status!r} after its job failed for good"
+    assert not backup_service.active_restore_exists()
