@@ -21,6 +21,14 @@ MAX_COOLDOWN_SECONDS = 7 * 24 * 3600
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+def known_object_types() -> list[str]:
+    """The detector's classes plus any class the baselines have seen (a small table)."""
+    from alerting.models import ClassBaseline
+
+    seen = ClassBaseline.objects.order_by().values_list("detection_class", flat=True).distinct()
+    return list(OBJECT_TYPES) + sorted(set(seen) - set(OBJECT_TYPES))
+
+
 def _split_emails(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,;\s]+", text or "") if p.strip()]
 
@@ -112,7 +120,7 @@ class AlertRuleForm(forms.ModelForm):
         )
         self.zone_camera = {zid: cam for zid, _, cam in self.zone_rows}
         inst = self.instance
-        known = list(object_types if object_types is not None else OBJECT_TYPES)
+        known = list(object_types if object_types is not None else known_object_types())
         for t in inst.object_types or []:
             if t not in known:
                 known.append(t)

@@ -41,7 +41,7 @@ class ScheduleError(ValueError):
 
 def parse_hhmm(value: str, field: str) -> int:
     """'HH:MM' → minutes since midnight."""
-    m = _HHMM.match(value or "")
+    m = _HHMM.match(value) if isinstance(value, str) else None
     if not m:
         raise ScheduleError(field, f"Use the 24-hour form HH:MM, e.g. 07:30 (got {value!r}).")
     return int(m.group(1)) * 60 + int(m.group(2))
@@ -103,8 +103,8 @@ def parse_schedule(raw) -> Schedule | None:
         if not days_raw:
             raise ScheduleError("days", "Pick at least one day.")
         days = frozenset(days_raw)
-    start = parse_hhmm(raw["start"], "start") if raw.get("start") else 0
-    end = parse_hhmm(raw["end"], "end") if raw.get("end") else 23 * 60 + 59
+    start = parse_hhmm(raw["start"], "start") if raw.get("start") not in (None, "") else 0
+    end = parse_hhmm(raw["end"], "end") if raw.get("end") not in (None, "") else 23 * 60 + 59
     tz_name = raw.get("timezone") or settings.TIME_ZONE
     if not isinstance(tz_name, str):
         raise ScheduleError("timezone", "The timezone must be an IANA name such as Europe/Berlin.")

@@ -1,11 +1,10 @@
-# The triggers need the unique constraint of 0003 (ON CONFLICT), which Django creates
-# at the end of that migration: hence a migration of their own.
+# Triggers that keep monitoring_gpu_rollup (0003) in step with gpu_stats.
 
 from django.db import migrations
 
 # Statement-level triggers keep monitoring_gpu_rollup in step with gpu_stats for
 # every write path (sampler, COPY, restores, retention deletes, TRUNCATE). Generated
-# from monitoring.models.ROLLUP_AVERAGES / ROLLUP_MAXIMA; a later change to those
+# from monitoring.services.rollup.ROLLUP_AVERAGES / ROLLUP_MAXIMA; a later change to those
 # lists needs a migration that replaces these functions.
 ROLLUP_SQL = r"""
 CREATE OR REPLACE FUNCTION monitoring_gpu_rollup_sync() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -13,7 +12,9 @@ BEGIN
   -- Maxima are not lowered when rows go away (a deleted peak stays the bucket's
   -- peak until the bucket is empty and removed); sums and counts are exact.
   IF TG_OP = 'TRUNCATE' THEN
-    TRUNCATE monitoring_gpu_rollup;
+    -- DELETE, not TRUNCATE: a "TRUNCATE gpu_stats, monitoring_gpu_rollup" (Django's
+    -- flush) still has the rollup open when this runs, and TRUNCATE would refuse.
+    DELETE FROM monitoring_gpu_rollup;
     RETURN NULL;
   END IF;
   IF TG_OP IN ('DELETE', 'UPDATE') THEN

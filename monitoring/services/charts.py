@@ -49,7 +49,8 @@ def history(host: str, gpu_index: int, range_key: str, now: dt.datetime | None =
     rate; 30-second buckets (1 h) from the raw samples (a range of
     idx_gpu_stats_gpu_recorded_at). Both give the same rows.
     """
-    from monitoring.models import ROLLUP_WIDTH, GpuStat, GpuStatRollup
+    from monitoring.models import GpuStat
+    from monitoring.services import rollup
 
     _, span, width = GPU_RANGES[range_key]
     now = now or timezone.now()
@@ -58,8 +59,8 @@ def history(host: str, gpu_index: int, range_key: str, now: dt.datetime | None =
     epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     end = epoch + ((now - epoch) // width + 1) * width
     start = end - span
-    if width % ROLLUP_WIDTH == dt.timedelta(0):
-        rows = GpuStatRollup.objects.chart(host, gpu_index, start, end, width)
+    if rollup.serves(width):
+        rows = rollup.chart(host, gpu_index, start, end, width)
     else:
         rows = list(GpuStat.objects.for_gpu(host, gpu_index).between(start, end).bucketed(width, epoch))
     return History(host, gpu_index, range_key, start, end, width, rows)

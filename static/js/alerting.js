@@ -40,10 +40,20 @@
   document.addEventListener("input", markTouched, true);
   document.addEventListener("change", markTouched, true);
 
+  // The element that issued the request (detail.elt is the swap target in some events).
+  function source(e) {
+    var el = (e.detail.requestConfig && e.detail.requestConfig.elt) || e.detail.elt;
+    return el && el.closest ? el : null;
+  }
+
+  function swapsErrors(e) {
+    var el = source(e);
+    return e.detail.xhr.status === 400 && !!(el && el.closest("[data-swap-errors]"));
+  }
+
   document.addEventListener("htmx:beforeSwap", function (e) {
-    var xhr = e.detail.xhr;
     // Forms marked data-swap-errors render their own 400 with inline field errors.
-    if (xhr.status === 400 && e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-swap-errors]")) {
+    if (swapsErrors(e)) {
       e.detail.shouldSwap = true;
       e.detail.isError = false;
     }
@@ -51,7 +61,7 @@
 
   document.addEventListener("htmx:responseError", function (e) {
     var xhr = e.detail.xhr;
-    if (xhr.status === 400 && e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-swap-errors]")) {
+    if (swapsErrors(e)) {
       return;
     }
     var text = xhr.getResponseHeader("Content-Type") && xhr.getResponseHeader("Content-Type").indexOf("text/plain") === 0

@@ -16,10 +16,10 @@ pytestmark = [
 ]
 
 
-def _svg_click(page, x, y):
+def _svg_click(pg, x, y):
     """Click at normalised (x, y) of the zone canvas."""
-    box = page.locator("#zone-canvas").bounding_box()
-    page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    box = pg.locator("#zone-canvas").bounding_box()
+    pg.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
 
 
 def test_draw_a_polygon_and_save_it(page, login, operator):  # noqa: F811
@@ -64,6 +64,10 @@ def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):  # noqa:
     page.wait_for_selector("#err-coordinates li")
     assert "cross each other" in page.locator("#err-coordinates").inner_text()
     assert not CameraZone.objects.exists()
+    # The swapped-in editor is live again: the kept points are drawn and a click adds one.
+    assert page.locator("#zone-edit-layer circle").count() == 4
+    _svg_click(page, 0.9, 0.5)
+    assert len(json.loads(page.locator("textarea[name=coordinates]").input_value())) == 5
 
 
 def test_rule_form_validates_as_you_type(page, login, operator):  # noqa: F811

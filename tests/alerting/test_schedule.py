@@ -93,6 +93,10 @@ def test_missing_days_means_every_day_and_missing_times_the_whole_day():
         ({"days": [1], "start": "01:00", "end": "2:00"}, "end"),
         ({"days": [1], "start": "01:00", "end": "02:00", "timezone": "Mars/Olympus"}, "timezone"),
         ("weekdays", "schedule"),
+        ({"start": 5, "end": "02:00"}, "start"),
+        ({"start": "01:00", "end": 0}, "end"),
+        ({"days": [True], "start": "01:00"}, "days"),
+        ({"timezone": 3}, "timezone"),
     ],
 )
 def test_bad_schedules_name_the_field(raw, field):

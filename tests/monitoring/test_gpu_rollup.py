@@ -7,7 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from monitoring.models import GpuStat, GpuStatRollup
+from monitoring.models import GpuStat
+from monitoring.services import rollup as rollup_service
 from monitoring.services.charts import history
 from tests import factories
 
@@ -16,8 +17,13 @@ pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def rollup(bucket: dt.datetime, host="localhost", gpu_index=0) -> GpuStatRollup:
-    return GpuStatRollup.objects.get(host=host, gpu_index=gpu_index, bucket=bucket)
+def rollup(bucket: dt.datetime, host="localhost", gpu_index=0) -> dict | None:
+    found = [r for r in rollup_service.rows(host) if r["gpu_index"] == gpu_index and r["bucket"] == bucket]
+    return found[0] if found else None
+
+
+def buckets() -> list[dt.datetime]:
+    return [r["bucket"] for r in rollup_service.rows()]
 
 
 def test_inserts_are_summed_per_minute_by_the_database():
@@ -41,12 +47,12 @@ def test_inserts_are_summed_per_minute_by_the_database():
             [T0 + dt.timedelta(seconds=50)],
         )
     first = rollup(T0)
-    assert first.samples == 3
-    assert (first.gpu_utilization_sum, first.gpu_utilization_n) == (60.0, 3)
-    assert (first.fan_speed_sum, first.fan_speed_n) == (40.0, 1)  # NULLs are not counted
-    assert first.temperature_max == 80.0
-    assert rollup(T0 + dt.timedelta(minutes=1)).samples == 1
-    assert rollup(T0, gpu_index=1).gpu_utilization_sum == 99.0
+    assert first["samples"] == 3
+    assert (first["gpu_utilization_sum"], first["gpu_utilization_n"]) == (60.0, 3)
+    assert (first["fan_speed_sum"], first["fan_speed_n"]) == (40.0, 1)  # NULLs are not counted
+    assert first["temperature_max"] == 80.0
+    assert rollup(T0 + dt.timedelta(minutes=1))["samples"] == 1
+    assert rollup(T0, gpu_index=1)["gpu_utilization_sum"] == 99.0
 
 
 def test_deletes_update_and_empty_buckets_disappear():
@@ -55,31 +61,31 @@ def test_deletes_update_and_empty_buckets_disappear():
     ]
     GpuStat.objects.filter(pk=rows[0].pk).delete()
     first = rollup(T0)
-    assert first.samples == 2 and first.gpu_utilization_sum == 30.0 and first.gpu_utilization_n == 2
+    assert first["samples"] == 2 and first["gpu_utilization_sum"] == 30.0 and first["gpu_utilization_n"] == 2
     GpuStat.objects.filter(recorded_at__gte=T0 + dt.timedelta(minutes=1)).delete()  # retention-style
-    assert not GpuStatRollup.objects.filter(bucket=T0 + dt.timedelta(minutes=1)).exists()
+    assert buckets() == [T0]
 
 
 def test_updates_move_values_between_buckets():
     row = factories.GpuStatFactory(recorded_at=T0, gpu_utilization=10)
     GpuStat.objects.filter(pk=row.pk).update(recorded_at=T0 + dt.timedelta(minutes=5), gpu_utilization=50)
-    assert not GpuStatRollup.objects.filter(bucket=T0).exists()
+    assert buckets() == [T0 + dt.timedelta(minutes=5)]
     moved = rollup(T0 + dt.timedelta(minutes=5))
-    assert moved.samples == 1 and moved.gpu_utilization_sum == 50.0
+    assert moved["samples"] == 1 and moved["gpu_utilization_sum"] == 50.0
 
 
 def test_truncate_empties_the_rollup_and_rebuild_recomputes_it():
     for s in range(0, 300, 7):
         factories.GpuStatFactory(recorded_at=T0 + dt.timedelta(seconds=s), gpu_utilization=s % 100)
-    kept = list(GpuStatRollup.objects.order_by("bucket").values())
-    GpuStatRollup.objects.all().delete()
-    GpuStatRollup.objects.rebuild()
-    assert list(GpuStatRollup.objects.order_by("bucket").values("bucket", "samples", "gpu_utilization_sum")) == [
-        {k: r[k] for k in ("bucket", "samples", "gpu_utilization_sum")} for r in kept
-    ]
+    kept = rollup_service.rows()
+    assert len(kept) == 5
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM monitoring_gpu_rollup")
+    rollup_service.rebuild()
+    assert rollup_service.rows() == kept
     with connection.cursor() as cur:
         cur.execute("TRUNCATE gpu_stats")
-    assert not GpuStatRollup.objects.exists()
+    assert rollup_service.rows() == []
 
 
 @pytest.mark.parametrize("key", ["6h", "24h", "7d", "30d"])

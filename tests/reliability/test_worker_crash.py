@@ -36,11 +36,11 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file())
 
 
-def _growing_part_file(folder: Path, min_bytes: int = 1):
+def _growing_part_file(folder: Path, min_bytes: int, exclude: set[str] = frozenset()):
     """The temporary file of a write in progress (hidden name ending in .part), once it holds data."""
     for p in _files(folder):
         try:
-            if p.name.startswith(".") and p.name.endswith(".part") and p.stat().st_size >= min_bytes:
+            if p.name.endswith(".part") and p.name not in exclude and p.stat().st_size >= min_bytes:
                 return p
         except FileNotFoundError:
             pass
@@ -49,6 +49,24 @@ def _growing_part_file(folder: Path, min_bytes: int = 1):
 
 def _job_running(job_id) -> bool:
     return Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
+
+
+def _wait_half_done(job, predicate, what: str, timeout: float = 60):
+    """Poll until `predicate()` sees the work half done; fail at once if the attempt ends first."""
+    attempt = Job.objects.values_list("attempt_number", flat=True).get(pk=job.pk)
+
+    def check():
+        hit = predicate()
+        if hit:
+            return hit
+        ended = JobAttempt.objects.filter(job_id=job.pk, attempt_number=attempt).exclude(status=AttemptStatus.STARTED)
+        for status, error in ended.values_list("status", "error_message"):
+            pytest.fail(f"attempt {attempt} of the {what} ended ({status}: {error}) before it could be killed half-way")
+        return None
+
+    hit = wait_for(check, timeout, 0.005, f"the {what} to be half done")
+    assert _job_running(job.pk), f"the {what} finished before it could be killed: give it more rows"
+    return hit
 
 
 def _assert_killed_attempt_swept(job, *, retried: bool):
@@ -85,10 +103,10 @@ def _run_due_retry(job):
 EXPORT_ROWS = 40_000
 
 
-def _kill_mid_export(worker, file_dirs, job) -> Path:
-    part = wait_for(lambda: _growing_part_file(file_dirs["EXPORT_DIR"], 64 * 1024), 60, 0.005,
-                    "the export's temporary file to fill")  # fmt: skip
-    assert _job_running(job.pk), "the export finished before it could be killed: export more rows"
+def _kill_mid_export(worker, file_dirs, job, old_files: set[str] = frozenset()) -> Path:
+    """SIGKILL the cluster once the export's temporary file (not one in `old_files`) holds data."""
+    folder = file_dirs["EXPORT_DIR"]
+    part = _wait_half_done(job, lambda: _growing_part_file(folder, 64 * 1024, old_files), "export")
     worker.kill()
     return part
 
@@ -117,8 +135,9 @@ def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
 
     # Attempt 2, handed to a fresh cluster by the dispatcher, dies too: no attempts left, failed for good.
     worker = start_worker()
+    left_over = {p.name for p in _files(file_dirs["EXPORT_DIR"])}
     assert tracked.dispatch_due_jobs(now=job.next_retry_at + dt.timedelta(seconds=1)) == 1
-    _kill_mid_export(worker, file_dirs, job)
+    _kill_mid_export(worker, file_dirs, job, left_over)
     assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and job.attempt_number == 2
@@ -158,9 +177,7 @@ def test_export_failed_for_good_by_the_sweep_is_marked_failed(worker, file_dirs)
 
 
 def _kill_mid_backup(worker, file_dirs, job) -> Path:
-    part = wait_for(lambda: _growing_part_file(file_dirs["BACKUP_DIR"], 32 * 1024), 60, 0.005,
-                    "the backup's temporary file to fill")  # fmt: skip
-    assert _job_running(job.pk), "the backup finished before it could be killed: back up more rows"
+    part = _wait_half_done(job, lambda: _growing_part_file(file_dirs["BACKUP_DIR"], 32 * 1024), "backup")
     worker.kill()
     return part
 
@@ -236,8 +253,8 @@ def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator
     backup_service.write_backup(archive)
     # The database moves on after the backup, so a restore (complete or partial) would show.
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM event_detections WHERE event_id %% 3 = 0")
-        cur.execute("UPDATE events SET reviewed = NOT reviewed, notes = 'after the backup' WHERE id %% 5 = 0")
+        cur.execute("DELETE FROM event_detections WHERE event_id % 3 = 0")
+        cur.execute("UPDATE events SET reviewed = NOT reviewed, notes = 'after the backup' WHERE id % 5 = 0")
         cur.execute("INSERT INTO cameras (id, name, folder_path, status, created_at) "
                     "VALUES ('late_cam', 'Late', '', 'online', now())")  # fmt: skip
     tables = backup_service.BACKUP_TABLES
@@ -246,7 +263,7 @@ def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator
     restore = backup_service.create_restore(archive.name, created_by="olivia_operator")
     job = restore.job
     assert job.max_attempts == 1
-    wait_for(_restore_copy_in_progress, 90, 0.005, "the restore to start reloading tables")
+    _wait_half_done(job, _restore_copy_in_progress, "restore")
     assert RestoreJob.objects.get(pk=restore.pk).status == RestoreStatus.RESTORING
     worker.kill()
     # The server notices the dead client and rolls its transaction back.
