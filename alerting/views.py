@@ -83,6 +83,8 @@ def _filter_choices():
 
 def _status_counts(qs) -> dict:
     """Per-status counts of the filtered alerts, each capped at COUNT_CAP, in one query."""
+    if qs.query.is_empty():
+        return {s: {"count": 0, "capped": False} for s in AlertStatus.values}
     parts, params = [], []
     for status in AlertStatus.values:
         sql, p = qs.filter(status=status).order_by().values("id")[:COUNT_CAP].query.sql_with_params()
@@ -137,7 +139,7 @@ def alerts(request):
         "next_url": next_url,
         "first_url": f"{request.path}?{query.urlencode()}" if cursor else None,
         "query": query.urlencode(),
-        "counts": _status_counts(base.model.objects.all() if not fs.is_valid() else _counts_base(fs)),
+        "counts": _status_counts(_counts_base(fs)),
         "export_url": f"{export_url}?{urlencode({'export_type': 'alerts'})}&{query.urlencode()}"
         if export_url
         else None,
@@ -158,7 +160,7 @@ def _counts_base(fs):
 @require_GET
 def alert_counts(request):
     fs = _alert_filter(request)
-    counts = _status_counts(_counts_base(fs) if fs.is_valid() else Alert.objects.none())
+    counts = _status_counts(_counts_base(fs))
     return render(request, "alerting/_alert_counts.html", {"counts": counts, "query": _query_without(request, "after")})
 
 
@@ -612,9 +614,16 @@ def camera_frame(request, camera_id):
 @require_GET
 def baselines(request):
     cameras = list(Camera.objects.order_by("name").values("id", "name"))
-    if request.GET.get("camera"):
-        return redirect("alerting:camera_baselines", camera_id=request.GET["camera"])
-    return render(request, "alerting/baselines.html", {"title": "Baselines", "cameras": cameras})
+    wanted = request.GET.get("camera")
+    if wanted and any(c["id"] == wanted for c in cameras):
+        return redirect("alerting:camera_baselines", camera_id=wanted)
+    error = "Unknown camera; pick one from the list." if wanted else None
+    return render(
+        request,
+        "alerting/baselines.html",
+        {"title": "Baselines", "cameras": cameras, "error": error},
+        status=400 if error else 200,
+    )
 
 
 @require_GET

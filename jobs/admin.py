@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from dashboard.admin_base import ReadOnlyModelAdmin, ReadOnlyTabularInline, WatchpostModelAdmin, recent_filter
+from jobs.admin_actions import cancel_jobs, retry_jobs
 from jobs.models import BackupJob, ExportJob, Job, JobAttempt, JobLog, JobTransition, RestoreJob
 
 
@@ -52,6 +53,7 @@ class JobAdmin(WatchpostModelAdmin):
     search_help_text = "A job id, or an exact job type (e.g. export) or creator."
     readonly_fields = ("id", "heartbeat_at")
     inlines = [JobAttemptInline, JobTransitionInline, JobLogInline]
+    actions = [cancel_jobs, retry_jobs]
 
 
 @admin.register(JobAttempt)

@@ -39,17 +39,17 @@ def enqueue_retention() -> str | None:
 # these handlers reports progress at least every few seconds while it works.
 
 
-@register(exports.EXPORT_JOB_TYPE, timeout=600, label="Export")
+@register(exports.EXPORT_JOB_TYPE, timeout=600, label="Export", on_failure=exports.export_abandoned)
 def export_handler(ctx, *, export_id: str, destination: str | None = None):
     return exports.run_export(ctx, export_id, destination=destination)
 
 
-@register(backup.BACKUP_JOB_TYPE, timeout=1800, label="Backup")
+@register(backup.BACKUP_JOB_TYPE, timeout=1800, label="Backup", on_failure=backup.backup_abandoned)
 def backup_handler(ctx, *, backup_id: str, destination: str | None = None):
     return backup.run_backup(ctx, backup_id, destination=destination)
 
 
-@register(backup.RESTORE_JOB_TYPE, timeout=3600, label="Restore")
+@register(backup.RESTORE_JOB_TYPE, timeout=3600, label="Restore", on_failure=backup.restore_abandoned)
 def restore_handler(
     ctx, *, restore_id: str, validate_only: bool = False, refusal: str | None = None, cli: bool = False
 ):

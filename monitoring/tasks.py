@@ -9,6 +9,6 @@ def sample_gpus() -> dict:
     Each run waits at most one sampling interval for the running one to hand the
     host's advisory lock over, then samples; see monitoring.services.sampler.
     """
-    from monitoring.services.sampler import run_sampler
+    from monitoring.services.sampler import handover_wait, run_sampler
 
-    return run_sampler()
+    return run_sampler(wait=handover_wait())

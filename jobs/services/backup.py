@@ -201,6 +201,9 @@ def write_backup(dest: Path, reporter: LiveReporter | None = None, ctx=None, bac
                             for data in copy:
                                 out.write(data)
                                 rows += 1
+                                # A heartbeat now and then, so a long table is not taken for a dead worker.
+                                if reporter is not None and not rows % 50_000 and reporter.due():
+                                    reporter.update(None, f"Backing up {table} ({rows:,} rows)")
                         out.flush()
                     manifest["tables"].append(
                         {
@@ -286,6 +289,18 @@ def create_backup(*, created_by: str | None = None, destination: str | None = No
         backup.job = job
         backup.save(update_fields=["job"])
     return backup
+
+
+def backup_abandoned(kwargs: dict, message: str, retrying: bool) -> None:
+    """on_failure hook: the attempt died (or was cancelled) before the handler could say so."""
+    from jobs.models import BackupJob
+
+    note = " Another attempt follows." if retrying else ""
+    BackupJob.objects.filter(
+        pk=kwargs.get("backup_id"), status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]
+    ).update(
+        status=BackupStatus.FAILED, completed_at=timezone.now(), current_step="Failed", error_message=message + note
+    )
 
 
 def backup_file_path(backup) -> Path:
@@ -540,6 +555,8 @@ def load_archive(path: Path, plan: Plan, *, reporter: LiveReporter | None = None
                         for data in _read_limited(zf, info):
                             sha.update(data)
                             copy.write(data)
+                            if reporter is not None and reporter.due():
+                                reporter.update(None, f"Restoring {current}")
                     count = cur.rowcount
                 if sha.hexdigest() != entry["sha256"]:
                     raise RestoreRefused(f"Checksum mismatch for table {current} while loading; nothing was changed.")
@@ -652,14 +669,14 @@ def run_restore(ctx, restore_id, validate_only: bool = False, refusal: str | Non
     from monitoring.services.audit import record
 
     restore = RestoreJob.objects.get(pk=restore_id)
-    if restore.status in (RestoreStatus.COMPLETED, RestoreStatus.FAILED):
+    if restore.status == RestoreStatus.COMPLETED:
         return {"already": restore.status}
 
     def mark(**fields):
         RestoreJob.objects.filter(pk=restore.pk).update(**fields)
 
     mark(status=RestoreStatus.VALIDATING, started_at=timezone.now(), current_step="Validating the archive",
-         progress_percent=0, completed_tables=0, job_id=ctx.job_id)  # fmt: skip
+         progress_percent=0, completed_tables=0, job_id=ctx.job_id, error_message=None, completed_at=None)  # fmt: skip
     ctx.progress(1, step="Validating the archive")
     path = None
     try:
@@ -705,6 +722,27 @@ def run_restore(ctx, restore_id, validate_only: bool = False, refusal: str | Non
     record("restore_finished", "restore", restore.pk, actor=restore.created_by or "system",
            details={"validate_only": validate_only, "items_restored": loaded})  # fmt: skip
     return {"validate_only": validate_only, "items_restored": loaded}
+
+
+def restore_abandoned(kwargs: dict, message: str, retrying: bool) -> None:
+    """on_failure hook: the restore's worker died or it was cancelled before it started.
+
+    Its transaction died with the worker's connection, so nothing was changed.
+    """
+    from jobs.models import RestoreJob
+    from monitoring.services.audit import record
+
+    restore_id = kwargs.get("restore_id")
+    updated = RestoreJob.objects.filter(
+        pk=restore_id, status__in=[RestoreStatus.PENDING, RestoreStatus.VALIDATING, RestoreStatus.RESTORING]
+    ).update(
+        status=RestoreStatus.FAILED,
+        completed_at=timezone.now(),
+        current_step="Failed",
+        error_message=f"{message} The restore's transaction was rolled back: nothing was changed.",
+    )
+    if updated:
+        record("restore_failed", "restore", restore_id, actor="system", details={"error": message}, status="failure")
 
 
 def _discard_upload(path: Path | None) -> None:

@@ -358,29 +358,53 @@ def _copy_stream(sql: str, params: list):
 
 
 def write_csv(fh, export_type: str, filters: dict, progress: _Progress) -> None:
+    # The hot loop of the fastest path: local names, no call per row but the write.
     sql, params = copy_sql(export_type, filters, ExportFormat.CSV)
-    header = True
+    write = fh.write
+    every = progress.EVERY
     with _copy_stream(sql, params) as copy:
-        for data in copy:
-            fh.write(data)
-            if header:
-                header = False
-                continue
-            progress.tick()
+        it = iter(copy)
+        for data in it:  # the header line
+            write(data)
+            break
+        n = 0
+        for data in it:
+            write(data)
+            n += 1
+            if n == every:
+                progress.tick(n)
+                n = 0
+        progress.tick(n)
 
 
 def write_json(fh, export_type: str, filters: dict, progress: _Progress) -> None:
+    """One JSON array, one object per line, as PostgreSQL's row_to_json wrote it.
+
+    COPY's text format escapes backslash, newline, CR, tab, BS, FF and VT; JSON
+    text from row_to_json has none of the raw control characters (they are
+    escaped inside the JSON already), so undoing COPY's escaping only means
+    turning every doubled backslash back into one.
+    """
     sql, params = copy_sql(export_type, filters, ExportFormat.JSON)
-    fh.write(b"[")
-    first = True
+    write = fh.write
+    every = progress.EVERY
+    write(b"[")
+    sep = b"\n"
+    n = 0
     with _copy_stream(sql, params) as copy:
-        copy.set_types(["text"])
-        for (obj,) in copy.rows():
-            fh.write(b"\n" if first else b",\n")
-            fh.write(obj.encode())
-            first = False
-            progress.tick()
-    fh.write(b"\n]\n" if not first else b"]\n")
+        for data in copy:
+            obj = bytes(data[:-1])  # drop the row's newline
+            if b"\\" in obj:
+                obj = obj.replace(b"\\\\", b"\\")
+            write(sep)
+            write(obj)
+            sep = b",\n"
+            n += 1
+            if n == every:
+                progress.tick(n)
+                n = 0
+    progress.tick(n)
+    write(b"]\n" if sep == b"\n" else b"\n]\n")
 
 
 def _xlsx_value(value):
@@ -662,3 +686,15 @@ def expire_exports(now=None, batch: int = 500) -> int:
         if len(expired) < batch:
             break
     return removed
+
+
+def export_abandoned(kwargs: dict, message: str, retrying: bool) -> None:
+    """on_failure hook: the attempt died (or was cancelled) before the handler could say so."""
+    from jobs.models import ExportJob
+
+    note = " Another attempt follows." if retrying else ""
+    ExportJob.objects.filter(
+        pk=kwargs.get("export_id"), status__in=[ExportStatus.PENDING, ExportStatus.RUNNING]
+    ).update(
+        status=ExportStatus.FAILED, completed_at=timezone.now(), current_step="Failed", error_message=message + note
+    )

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import traceback
+from pathlib import Path
 
 import psycopg
 from django.db import connection, transaction
@@ -74,6 +75,21 @@ def transition(job, to_status: str, triggered_by: str, *, metadata: dict | None 
     return job
 
 
+def notify_failure(job, message: str, *, retrying: bool = False) -> None:
+    """Tell the job type's on_failure hook (if any) that the attempt ended outside its handler."""
+    try:
+        hook = tracked.get_job_type(job.job_type).on_failure
+    except tracked.UnknownJobType:
+        return
+    if hook is None:
+        return
+    try:
+        with transaction.atomic():
+            hook(job.kwargs or {}, message, retrying)
+    except Exception:
+        logger.exception("on_failure hook of %s failed for job %s", job.job_type, job.pk)
+
+
 def _locked(job_id):
     from jobs.models import Job
 
@@ -131,6 +147,7 @@ def run_job(job_id) -> str:
         if job.cancel_requested:
             transition(job, JobStatus.CANCELLED, TriggeredBy.USER, metadata={"reason": "cancelled before start"},
                        completed_at=now)  # fmt: skip
+            notify_failure(job, "Cancelled by an operator before it started.")
             return "cancelled"
         try:
             handler = tracked.get_job_type(job.job_type).handler
@@ -248,8 +265,10 @@ def request_cancel(job_id, *, actor: str | None = None):
         if job is None:
             raise IllegalTransition("This job no longer exists.")
         if job.status == JobStatus.QUEUED:
+            message = f"Cancelled by {actor or 'an operator'}."
             transition(job, JobStatus.CANCELLED, TriggeredBy.USER, metadata={"actor": actor}, completed_at=now,
-                       cancel_requested=True, next_retry_at=None, error_message=f"Cancelled by {actor or 'an operator'}.")  # fmt: skip
+                       cancel_requested=True, next_retry_at=None, error_message=message)  # fmt: skip
+            notify_failure(job, message)
         elif job.status == JobStatus.RUNNING:
             if not job.cancel_requested:
                 job.cancel_requested = True
@@ -303,7 +322,13 @@ def _worker_is_gone(worker: str | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    # A killed worker may linger as a zombie until its parent (or init) reaps it: it
+    # answers kill(pid, 0) but runs nothing.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def sweep_timeouts(now=None) -> dict:
@@ -347,10 +372,13 @@ def sweep_timeouts(now=None) -> dict:
                 transition(job, JobStatus.CANCELLED, TriggeredBy.TIMEOUT, metadata=meta, completed_at=now,
                            error_message=reason)  # fmt: skip
                 counts["timed_out"] += 1
+                notify_failure(job, reason)
                 continue
             transition(job, JobStatus.FAILED, TriggeredBy.TIMEOUT, metadata=meta, completed_at=now,
                        error_message=reason, error_traceback=None)  # fmt: skip
             counts["timed_out"] += 1
-            if _schedule_retry_or_stay_failed(job, now, "timeout"):
+            retrying = _schedule_retry_or_stay_failed(job, now, "timeout")
+            if retrying:
                 counts["retried"] += 1
+            notify_failure(job, reason, retrying=retrying)
     return counts

@@ -81,6 +81,10 @@ class JobType:
     retry_base: int = RETRY_BASE_SECONDS
     retry_max: int = RETRY_MAX_SECONDS
     label: str = ""
+    # Called as on_failure(kwargs, message, retrying) when an attempt ends without the
+    # handler having had its say: its worker died (timeout sweep), or it was cancelled
+    # before it started. Lets an export/backup/restore row leave "running" too.
+    on_failure: Callable | None = None
 
 
 _registry: dict[str, JobType] = {}
@@ -95,6 +99,7 @@ def register(
     retry_base: int = RETRY_BASE_SECONDS,
     retry_max: int = RETRY_MAX_SECONDS,
     label: str = "",
+    on_failure: Callable | None = None,
 ):
     """Decorator: make `handler(ctx, **kwargs)` runnable as tracked job `job_type`."""
     if not job_type or len(job_type) > 50:
@@ -104,7 +109,13 @@ def register(
 
     def decorator(func):
         _registry[job_type] = JobType(
-            job_type, func, timeout=timeout, retry_base=retry_base, retry_max=retry_max, label=label or job_type
+            job_type,
+            func,
+            timeout=timeout,
+            retry_base=retry_base,
+            retry_max=retry_max,
+            label=label or job_type,
+            on_failure=on_failure,
         )
         return func
 

@@ -19,6 +19,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE = 10_000
 MAX_STACK = 16_000
 MAX_EXTRA_BYTES = 16_000
+# Entry list → entry → extra → 17 levels of the caller's own structure.
+MAX_DEPTH = 20
 DEFAULT_COMPONENT = "frontend"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -66,6 +68,19 @@ def _clean_json(value, depth: int = 0):
     return value
 
 
+def _depth(value) -> int:
+    """Nesting depth of a JSON value, without recursion (a hostile body may nest 100k levels)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_body(body: bytes) -> list:
     """The request body as a list of entries; raises IngestError for anything but an object or a list."""
     if len(body) > MAX_BODY_BYTES:
@@ -74,6 +89,10 @@ def parse_body(body: bytes) -> list:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IngestError(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise IngestError(f"The JSON is nested more than {MAX_DEPTH} levels deep.") from None
+    if _depth(payload) > MAX_DEPTH:
+        raise IngestError(f"The JSON is nested more than {MAX_DEPTH} levels deep.")
     if isinstance(payload, dict):
         return [payload]
     if isinstance(payload, list):

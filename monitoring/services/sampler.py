@@ -12,9 +12,10 @@
   keyed on the host, so two samplers never sample one host at once. django-q2
   fires schedules from a 30-second check loop, so run start times jitter by up
   to 30 s: a fixed one-minute run would either overlap the next one or leave a
-  gap. Instead the next run *waits* (at most one interval) for the lock, the
-  running sampler sees the waiter before its next tick and hands over, and the
-  new run takes that very tick: evenly spaced samples, one sampler at a time.
+  gap. Instead the next scheduled run *waits* (at most one interval) for the
+  lock, the running sampler sees the waiter before its next tick and hands
+  over, and the new run takes that very tick: evenly spaced samples, one
+  sampler at a time. Called without `wait`, a second sampler is refused at once.
 """
 
 from __future__ import annotations
@@ -602,6 +603,11 @@ def sample_safely(sampler: GpuSampler) -> SampleResult | None:
     return None
 
 
+def handover_wait(interval: float | None = None) -> float:
+    """How long a scheduled run waits for the running one: it hands over before its next tick."""
+    return float(interval or settings.GPU_SAMPLE_INTERVAL) + 10.0
+
+
 def max_run_seconds() -> float:
     """MAX_RUN_SECONDS, kept clear of django-q2's task timeout."""
     timeout = float(getattr(settings, "Q_CLUSTER", {}).get("timeout") or MAX_RUN_SECONDS + 60)
@@ -619,13 +625,13 @@ def run_sampler(
 ) -> dict:
     """Sample every `interval` seconds until a successor asks for the host lock (or `duration` ends).
 
-    `wait`: how long to wait for a running sampler to hand over (default: one
-    interval and a margin); a run that gets no lock in that time returns
-    {"skipped": True} without sampling.
+    `wait`: how long to wait for a running sampler to hand the lock over; 0 (the
+    default) refuses at once. A run that gets no lock returns {"skipped": True}
+    without sampling. The scheduled task waits `handover_wait()`.
     """
     interval = float(interval or settings.GPU_SAMPLE_INTERVAL)
     duration = max_run_seconds() if duration is None else float(duration)
-    wait = interval + 10.0 if wait is None else float(wait)
+    wait = 0.0 if wait is None else float(wait)
     sampler = sampler or GpuSampler()
     lock = HostLock(sampler.host)
     if not lock.acquire(wait=wait):

@@ -53,6 +53,15 @@ def test_bad_filter_values_show_errors_not_500(operator_client):
     assert "Please correct the filters" in resp.content.decode()
 
 
+def test_counts_with_filters_that_match_nothing(operator_client):
+    factories.AlertFactory(status="pending")
+    resp = operator_client.get(reverse("alerting:alert_counts"), {"status": "nope", "camera": "../../x", "rule": "x"})
+    assert resp.status_code == 200
+    assert {s: c["count"] for s, c in resp.context["counts"].items()} == dict.fromkeys(
+        ["pending", "delivered", "acknowledged", "dismissed"], 0
+    )
+
+
 def test_keyset_pagination_walks_every_alert_once(operator_client):
     alerts = make_alerts(55)
     resp = operator_client.get(reverse("alerting:alerts"))

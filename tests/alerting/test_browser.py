@@ -33,6 +33,14 @@ def test_draw_a_polygon_and_save_it(page, login, operator):  # noqa: F811
     assert len(points) == 3
     assert points[0] == pytest.approx([0.1, 0.1], abs=0.01)
     assert page.locator("#zone-edit-layer circle").count() == 3
+    # Drag the first vertex to (0.2, 0.3).
+    box = page.locator("#zone-canvas").bounding_box()
+    page.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.3 * box["height"], steps=4)
+    page.mouse.up()
+    points = json.loads(page.locator("textarea[name=coordinates]").input_value())
+    assert len(points) == 3 and points[0] == pytest.approx([0.2, 0.3], abs=0.01)
     page.fill("input[name=id]", "steps")
     page.fill("input[name=name]", "Steps")
     page.click("#zone-form button[type=submit]")

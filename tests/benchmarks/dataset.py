@@ -77,7 +77,6 @@ class Dataset:
     build_seconds: float
     reused: bool
     steps: dict[str, float] = field(default_factory=dict)
-    embeddings_note: str = ""
 
     def to_json(self) -> dict:
         return {
@@ -86,7 +85,6 @@ class Dataset:
             "anchor": self.anchor.isoformat(),
             "build_seconds": self.build_seconds,
             "steps": self.steps,
-            "embeddings_note": self.embeddings_note,
         }
 
 
@@ -788,7 +786,6 @@ def ensure_dataset(scale: float, *, force: bool = False, max_age_hours: float = 
                 build_seconds=meta.get("build_seconds", 0.0),
                 reused=True,
                 steps=meta.get("steps", {}),
-                embeddings_note=meta.get("embeddings_note", ""),
             )
         why = (
             "scale/schema changed" if not same
@@ -848,6 +845,9 @@ def _build(scale: float, counts: dict[str, int], wanted: dict) -> Dataset:
     for name, fn in extra_loaders():
         step(name, fn, counts)
     step("vacuum analyze", _vacuum)
+    # The measurements run on this same connection: back to the server's settings (commits
+    # wait for the WAL again, work_mem as configured) so nothing measured later is flattered.
+    _execute("RESET ALL")
     actual = table_counts()
     build_seconds = round(time.perf_counter() - t0, 1)
     _meta_set(

@@ -156,12 +156,28 @@ def walk(node: dict):
         yield from walk(child)
 
 
+# Nodes that pass rows through one at a time: a LIMIT above them stops the scan below early.
+_STREAMING = frozenset({"Limit", "Subquery Scan", "Result", "Gather"})
+
+
+def _scans(node: dict, bounded: bool):
+    kind = node.get("Node Type")
+    if kind in ("Seq Scan", "Parallel Seq Scan"):
+        yield node, bounded
+    # A LIMIT of a few thousand rows over a streaming chain (e.g. the admin's bounded
+    # `count(*) FROM (… LIMIT 10001)`) reads at most that many rows: bounded work.
+    small_limit = kind == "Limit" and (node.get("Plan Rows") or 0) <= 20_000
+    for child in node.get("Plans", []) or []:
+        yield from _scans(child, (bounded and kind in _STREAMING) or small_limit)
+
+
 def seq_scans(plan: dict) -> list[str]:
+    """Big tables read sequentially without a small LIMIT directly above the scan."""
     return sorted(
         {
             n.get("Relation Name", "?")
-            for n in walk(plan)
-            if n.get("Node Type") in ("Seq Scan", "Parallel Seq Scan") and n.get("Relation Name") in BIG_TABLES
+            for n, bounded in _scans(plan, False)
+            if not bounded and n.get("Relation Name") in BIG_TABLES
         }
     )
 
@@ -192,6 +208,8 @@ FRAMEWORK_TABLES = ("django_session", "auth_user", "auth_group", "django_content
 
 def is_framework(sql: str) -> bool:
     head = sql.split(" WHERE ", 1)[0]
+    if "FROM pg_class" in head or sql.lstrip().upper().startswith("EXPLAIN"):
+        return True  # the admin paginator's row estimate
     return any(f'"{t}' in head for t in FRAMEWORK_TABLES)
 
 

@@ -10,7 +10,6 @@ from django.utils import timezone
 from jobs.choices import ExportStatus, JobStatus, RestoreStatus
 from jobs.models import BackupJob, ExportJob, Job, RestoreJob
 from jobs.services import backup as backup_service
-from jobs.services import exports
 from monitoring.models import AuditLog
 from tests import factories
 

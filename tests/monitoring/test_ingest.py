@@ -147,3 +147,17 @@ def test_entries_are_sanitised(viewer_client):
     assert row.component == "ui[31mred"
     assert row.extra == {"key": "value", "nested": [{"x": "y"}]}
     assert len(row.camera_id) == 100
+
+
+@pytest.mark.parametrize("depth", [25, 5000])
+def test_deeply_nested_json_is_a_400(viewer_client, depth):
+    body = '{"message": "m", "extra": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+    response = post(viewer_client, body)
+    assert response.status_code == 400 and "nested more than 20 levels" in response.json()["error"]
+    assert Log.objects.count() == 0
+
+
+def test_nesting_within_the_limit_is_kept(viewer_client):
+    extra = {"a": {"b": {"c": {"d": [1, 2, {"e": "f"}]}}}}
+    assert post(viewer_client, {"message": "m", "extra": extra}).status_code == 201
+    assert Log.objects.get().extra == extra

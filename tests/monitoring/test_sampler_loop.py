@@ -45,12 +45,13 @@ def test_second_sampler_on_the_same_host_is_refused(sampler):
     holder = HostLock("gpu-host-1")
     assert holder.acquire()
     try:
-        started = time.monotonic()
-        outcome = run_sampler(duration=60, interval=5, wait=0.3, sampler=sampler, sleep=lambda s: None)
-        assert time.monotonic() - started >= 0.3  # it waited for a hand-over that never came
+        outcome = run_sampler(duration=60, interval=5, sampler=sampler, sleep=lambda s: None)
         assert outcome == {"host": "gpu-host-1", "ticks": 0, "stored": 0, "skipped": True, "handed_over": False}
         assert GpuStat.objects.count() == 0
-        assert run_sampler(duration=0, interval=5, wait=0, sampler=sampler)["skipped"] is True  # no wait: at once
+        # A scheduled run waits for a hand-over first; a holder that never hands over still refuses it.
+        started = time.monotonic()
+        assert run_sampler(duration=60, interval=5, wait=0.3, sampler=sampler)["skipped"] is True
+        assert time.monotonic() - started >= 0.3
         other = HostLock("another-host")
         assert other.acquire()  # other hosts are not blocked
         other.release()
@@ -86,7 +87,7 @@ def test_next_run_takes_over_at_the_next_tick(fake_nvml):
     thread = threading.Thread(target=first_run)
     thread.start()
     time.sleep(1.0)  # the first run has ticked about three times
-    second = run_sampler(duration=1.0, interval=interval, sampler=GpuSampler(nvml=fake_nvml, host="h"))
+    second = run_sampler(duration=1.0, interval=interval, wait=5, sampler=GpuSampler(nvml=fake_nvml, host="h"))
     thread.join(timeout=10)
 
     first = outcome["first"]

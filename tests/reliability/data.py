@@ -42,10 +42,17 @@ def seed_events(n: int, *, text_len: int = 1024, camera: str = CAMERA, detection
 
 
 def table_checksums(tables: list[str]) -> dict[str, tuple[int, str | None]]:
-    """(row count, md5 of every row's text in a fixed order) per table: equal means identical contents."""
+    """(row count, md5 over every row's text in primary-key order) per table: equal means identical contents."""
     out = {}
     with connection.cursor() as cur:
         for table in tables:
-            cur.execute(f'SELECT count(*), md5(string_agg(t::text, E\'\\n\' ORDER BY t::text)) FROM "{table}" t')
+            cur.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                [table],
+            )
+            keys = [r[0] for r in cur.fetchall()]
+            order = ", ".join(f't."{k}"' for k in keys) if keys else "t::text"
+            cur.execute(f'SELECT count(*), md5(string_agg(md5(t::text), \'\' ORDER BY {order})) FROM "{table}" t')
             out[table] = tuple(cur.fetchone())
     return out

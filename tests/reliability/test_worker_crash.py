@@ -13,7 +13,9 @@ leave every table exactly as it was.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,7 @@ def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
         (2, AttemptStatus.FAILED),
     ]
     export.refresh_from_db()
+    status_after_final_failure = export.status
     assert export.output_path is None
     assert operator_client.post(url, {"acknowledge": "on"}).status_code == 404
     assert all(p.name.startswith(".") and p.name.endswith(".part") for p in _files(file_dirs["EXPORT_DIR"]))
@@ -160,29 +163,25 @@ def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
     assert response.status_code == 200
     assert len(json.loads(b"".join(response.streaming_content))) == EXPORT_ROWS
 
-
-def test_export_failed_for_good_by_the_sweep_is_marked_failed(worker, file_dirs):
-    """A dead export with no attempts left must not stay "running" (and its page polling) forever."""
-    seed_events(EXPORT_ROWS, text_len=1024)
-    export = export_service.create_export("events", "json", {}, created_by="olivia_operator")
-    Job.objects.filter(pk=export.job_id).update(max_attempts=1)
-    _kill_mid_export(worker, file_dirs, export.job)
-    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
-    export.refresh_from_db()
-    assert export.status == ExportStatus.FAILED, f"export left {export.status!r} after its job failed for good"
-    assert export.completed_at is not None and export.error_message
+    # A dead export with no attempts left must not stay "running" (its page polling) until someone retries.
+    assert status_after_final_failure == ExportStatus.FAILED, (
+        f"the export stayed {status_after_final_failure!r} after its job failed for good"
+    )
 
 
 # --- backup ---------------------------------------------------------------------------------------------
 
 
-def _kill_mid_backup(worker, file_dirs, job) -> Path:
-    part = _wait_half_done(job, lambda: _growing_part_file(file_dirs["BACKUP_DIR"], 32 * 1024), "backup")
+def _kill_mid_backup(worker, file_dirs, job, old_files: set[str] = frozenset()) -> Path:
+    folder = file_dirs["BACKUP_DIR"]
+    part = _wait_half_done(job, lambda: _growing_part_file(folder, 32 * 1024, old_files), "backup")
     worker.kill()
     return part
 
 
-def test_killed_backup_is_retried_and_never_offers_a_partial_archive(start_worker, file_dirs, operator_client):
+def test_killed_backup_is_retried_then_failed_and_never_offers_a_partial_archive(
+    start_worker, file_dirs, operator_client
+):
     seed_events(30_000, text_len=2048)
     worker = start_worker()
     backup = backup_service.create_backup(created_by="olivia_operator")
@@ -199,33 +198,33 @@ def test_killed_backup_is_retried_and_never_offers_a_partial_archive(start_worke
     assert backup.file_path is None
     assert operator_client.get(url).status_code == 404
 
-    job = _run_due_retry(job)
+    worker = start_worker()
+    left_over = {p.name for p in _files(file_dirs["BACKUP_DIR"])}
+    assert tracked.dispatch_due_jobs(now=job.next_retry_at + dt.timedelta(seconds=1)) == 1
+    _kill_mid_backup(worker, file_dirs, job, left_over)
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.attempt_number == 2
+    backup.refresh_from_db()
+    status_after_final_failure = backup.status
+    assert backup.file_path is None
+    assert operator_client.get(url).status_code == 404
+
+    lifecycle.retry_now(job.pk, actor="olivia_operator")
+    assert lifecycle.run_job(job.pk) == "completed"
     backup.refresh_from_db()
     assert backup.status == BackupStatus.COMPLETED
-    rows = {t["name"]: t["rows"] for t in backup.manifest_json["tables"]}
-    assert rows["events"] == 30_000
+    assert {t["name"]: t["rows"] for t in backup.manifest_json["tables"]}["events"] == 30_000
     response = operator_client.get(url)
     assert response.status_code == 200
-    archive = b"".join(response.streaming_content)
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as zf:
         assert zf.testzip() is None
         assert "manifest.json" in zf.namelist()
 
-
-def test_backup_failed_for_good_by_the_sweep_is_marked_failed(worker, file_dirs, operator_client):
-    """Otherwise the backup shows "running" forever and the Delete button refuses it."""
-    seed_events(30_000, text_len=2048)
-    backup = backup_service.create_backup(created_by="olivia_operator")
-    Job.objects.filter(pk=backup.job_id).update(max_attempts=1)
-    _kill_mid_backup(worker, file_dirs, backup.job)
-    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
-    backup.refresh_from_db()
-    assert backup.status == BackupStatus.FAILED, f"backup left {backup.status!r} after its job failed for good"
-    operator_client.post(reverse("jobs:backup_delete", args=[backup.pk]))
-    assert not BackupJob.objects.filter(pk=backup.pk).exists()
+    # Otherwise the backup shows "running" (and the Delete button refuses it) until someone retries.
+    assert status_after_final_failure == BackupStatus.FAILED, (
+        f"the backup stayed {status_after_final_failure!r} after its job failed for good"
+    )
 
 
 # --- restore --------------------------------------------------------------------------------------------
@@ -248,7 +247,7 @@ def _other_backends() -> int:
 
 
 def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator_client):
-    seed_events(20_000, text_len=2048, detections=True)
+    seed_events(20_000, text_len=1024, detections=True)
     archive = file_dirs["UPLOAD_DIR"] / "restore-rel.zip"
     backup_service.write_backup(archive)
     # The database moves on after the backup, so a restore (complete or partial) would show.

@@ -3,7 +3,8 @@
 - anonymous: redirect to the login page (HTML) or 401 (JSON under /api/), for GET and POST;
 - viewer: any POST/PUT/PATCH/DELETE is refused (403, or 405 where the method does not
   exist) and changes no data;
-- operator: every page opens (200/3xx, or 405 for POST-only endpoints) and never 5xx.
+- operator: every page opens (200/3xx, or 405 for POST-only endpoints), never 5xx, and
+  opening it changes no data (GET carries no CSRF token).
 
 Routes are collected from the resolver, so pages added later are walked too. A
 route whose path arguments cannot be filled from tests/factories.py is skipped
@@ -114,8 +115,12 @@ def test_viewer_reads_without_side_effects(route, viewer_client):
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 def test_operator_can_open_every_page(route, operator_client):
     url = _url(route, World().populate())
+    before = data_snapshot()
     response = operator_client.get(url)
     assert response.status_code in OPERATOR_GET_OK, f"operator GET {url} -> {response.status_code}"
+    # GET is not protected by CSRF: a page that changes data when opened could be triggered from any site.
+    changed = diff_snapshot(before, data_snapshot())
+    assert changed == [], f"operator GET {url} changed {changed}"
     if response.status_code in (301, 302, 303):
         assert urlsplit(response["Location"]).path != reverse("login"), f"operator sent to login from {url}"
     # The same page as an HTMX request (partial) must work too.

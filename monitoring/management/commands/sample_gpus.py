@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring.services.sampler import GpuSampler, run_sampler, sample_safely
+from monitoring.services.sampler import GpuSampler, handover_wait, run_sampler, sample_safely
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             while True:
                 # Runs end when another sampler of this host (a scheduled run) asks for the
                 # host lock; the loop then waits for its turn again.
-                outcome = run_sampler(interval=interval, sampler=sampler)
+                outcome = run_sampler(interval=interval, wait=handover_wait(interval), sampler=sampler)
                 if outcome["skipped"]:
                     self.stdout.write(f"Another GPU sampler is sampling {sampler.host}; waiting for it to hand over…")
         except KeyboardInterrupt:
