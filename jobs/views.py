@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -497,9 +498,13 @@ def restore_upload(request):
     upload_dir = Path(settings.UPLOAD_DIR)
     upload_dir.mkdir(parents=True, exist_ok=True)
     name = f"restore-{secrets.token_urlsafe(16)}.zip"
-    with open(upload_dir / name, "wb") as fh:
-        for chunk in upload.chunks():
-            fh.write(chunk)
+    if hasattr(upload, "temporary_file_path"):
+        # Big uploads already sit in a temporary file: move it rather than copy a gigabyte again.
+        shutil.move(upload.temporary_file_path(), upload_dir / name)
+    else:
+        with open(upload_dir / name, "wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
     restore = backup_service.create_restore(
         name, created_by=_actor(request), request=request, validate_only=form.cleaned_data["validate_only"]
     )

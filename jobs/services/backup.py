@@ -215,8 +215,6 @@ def write_backup(dest: Path, reporter: LiveReporter | None = None, ctx=None, bac
                             "columns": columns,
                         }  # fmt: skip
                     )
-                    if ctx is not None:
-                        ctx.log(f"{table}: {max(rows, 0):,} rows")
                     if reporter is not None:
                         reporter.update(int((i + 1) * 95 / len(tables)), f"Backed up {table}", force=True,
                                         completed_tables=i + 1)  # fmt: skip
@@ -224,6 +222,9 @@ def write_backup(dest: Path, reporter: LiveReporter | None = None, ctx=None, bac
                             raise JobCancelled("Cancelled by an operator.")
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2))
         os.replace(tmp, dest)
+        if ctx is not None:
+            # Logged after the snapshot: its transaction is read-only and writes nothing, not even logs.
+            ctx.log(", ".join(f"{t['name']}: {t['rows']:,}" for t in manifest["tables"]), rows_per_table=True)
     finally:
         if tmp.exists():
             tmp.unlink()

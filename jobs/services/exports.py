@@ -100,14 +100,17 @@ def _getlist(data, name) -> list[str]:
 
 def parse_moment(text: str, label: str) -> dt.datetime:
     """ISO date or date-time; a naive value is in the console's time zone."""
-    value = parse_datetime(text)
-    if value is None:
-        day = parse_date(text)
-        if day is None:
-            raise ValidationError(
-                f"{label}: {text!r} is not a date or ISO date-time (e.g. 2025-01-31 or 2025-01-31T08:00)."
-            )
-        value = dt.datetime.combine(day, dt.time.min)
+    bad = ValidationError(f"{label}: {text!r} is not a date or ISO date-time (e.g. 2025-01-31 or 2025-01-31T08:00).")
+    try:
+        # Well-formed but impossible values (month 13, hour 25, offset +99:00) raise ValueError.
+        value = parse_datetime(text)
+        if value is None:
+            day = parse_date(text)
+            if day is None:
+                raise bad
+            value = dt.datetime.combine(day, dt.time.min)
+    except ValueError:
+        raise bad
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     return value

@@ -67,6 +67,43 @@ def delete_finished_jobs(cutoff, batch: int, ctx=None, keep=None) -> int:
             return total
 
 
+STALE_FILE_AGE = dt.timedelta(days=1)
+
+
+def clean_stale_files(now=None) -> int:
+    """Remove what crashed work left behind: hidden `.part` files of exports and backups
+    whose writer died, and restore uploads no pending restore still needs."""
+    from pathlib import Path
+
+    from jobs.choices import RestoreStatus
+    from jobs.models import RestoreJob
+
+    now = now or timezone.now()
+    cutoff = (now - STALE_FILE_AGE).timestamp()
+    removed = 0
+    candidates = []
+    for folder in (settings.EXPORT_DIR, settings.BACKUP_DIR):
+        folder = Path(folder)
+        if folder.is_dir():
+            candidates += [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".part")]
+    upload_dir = Path(settings.UPLOAD_DIR)
+    if upload_dir.is_dir():
+        in_use = set(
+            RestoreJob.objects.filter(
+                status__in=[RestoreStatus.PENDING, RestoreStatus.VALIDATING, RestoreStatus.RESTORING]
+            ).values_list("upload_path", flat=True)
+        )
+        candidates += [p for p in upload_dir.iterdir() if p.name not in in_use]
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def run_retention(ctx=None, now=None) -> dict:
     from jobs.services.exports import expire_exports
 
@@ -94,6 +131,8 @@ def run_retention(ctx=None, now=None) -> dict:
     counts["jobs"] = delete_finished_jobs(now - dt.timedelta(days=limits["jobs"]), min(batch, 1000), ctx, keep=keep)
     step(80, "Deleting expired exports")
     counts["exports"] = expire_exports(now)
+    step(95, "Removing stale temporary files")
+    counts["stale_files"] = clean_stale_files(now)
     if ctx is not None:
         ctx.log(
             "Deleted "

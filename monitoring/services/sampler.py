@@ -216,7 +216,7 @@ class GpuSampler:
         self.host = host or this_host()
         self.slow_read_seconds = slow_read_seconds
         self.session = session_for(self.nvml)
-        # gpu index -> (monotonic time of the read, {field: value}, processes)
+        # gpu index -> (monotonic time of the read, {field: value}, processes, errors, unsupported)
         self._slow_cache: dict[int, tuple[float, dict, list]] = {}
         self._reported: set[tuple] = set()
         self._needs_reset = False
@@ -260,7 +260,11 @@ class GpuSampler:
         cached = self._slow_cache.get(index)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self.slow_read_seconds:
-            return cached[1], cached[2]
+            _, values, processes, slow_errors, slow_unsupported = cached
+            errors.update(slow_errors)
+            unsupported.extend(slow_unsupported)
+            return values, processes
+        before_errors, before_unsupported = set(errors), len(unsupported)
         nvml = self.nvml
         values = {
             "pcie_tx_throughput": self._call(
@@ -298,7 +302,8 @@ class GpuSampler:
             values["compute_processes_count"] = len(processes)
         else:
             values["compute_processes_count"] = None
-        self._slow_cache[index] = (now, values, processes)
+        slow_errors = {k: v for k, v in errors.items() if k not in before_errors}
+        self._slow_cache[index] = (now, values, processes, slow_errors, unsupported[before_unsupported:])
         return values, processes
 
     def _read_gpu(self, index: int, handle, now: dt.datetime, fps: float | None):

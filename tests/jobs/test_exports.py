@@ -233,3 +233,9 @@ def test_export_failure_is_recorded(django_capture_on_commit_callbacks, settings
 def test_copy_sql_is_what_benchmarks_compare_against():
     sql, params = exports.copy_sql("events", {"camera": ["a"]}, ExportFormat.CSV)
     assert sql.startswith("COPY (SELECT") and "FORMAT csv" in sql and params == [["a"]]
+
+
+@pytest.mark.parametrize("value", ["2024-13-45", "2025-01-31T25:00", "2025-01-31T08:00:00+99:00", "\x00"])
+def test_impossible_dates_are_validation_errors(value):
+    with pytest.raises(ValidationError, match="not a date"):
+        exports.clean_filters("events", {"started_at__gte": value})

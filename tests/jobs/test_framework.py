@@ -227,3 +227,45 @@ def test_superseded_attempt_result_is_discarded(django_capture_on_commit_callbac
     assert lifecycle._finish(job.pk, attempt, 1, "completed", {"late": True}, None, None) == "superseded"
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED and job.result is None
+
+
+def test_dead_export_attempt_marks_the_export_failed(django_capture_on_commit_callbacks):
+    from jobs.choices import ExportStatus
+
+    export = factories.ExportJobFactory(status=ExportStatus.RUNNING)
+    job = _dead_running_job("export", max_attempts=2, kwargs={"export_id": str(export.pk)})
+    lifecycle.sweep_timeouts()
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED and "Another attempt follows" in export.error_message
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+
+
+def test_dead_restore_attempt_marks_the_restore_failed():
+    from jobs.choices import RestoreStatus
+    from monitoring.models import AuditLog
+
+    restore = factories.RestoreJobFactory(status=RestoreStatus.RESTORING)
+    _dead_running_job("restore", age=7200, max_attempts=1, kwargs={"restore_id": str(restore.pk)})
+    assert lifecycle.sweep_timeouts() == {"timed_out": 1, "retried": 0}
+    restore.refresh_from_db()
+    assert restore.status == RestoreStatus.FAILED and "nothing was changed" in restore.error_message
+    assert AuditLog.objects.filter(action="restore_failed", resource_id=str(restore.pk)).exists()
+
+
+def test_cancelling_a_queued_export_fails_the_export_row():
+    from jobs.choices import ExportStatus
+
+    export = factories.ExportJobFactory(status=ExportStatus.PENDING)
+    job = factories.JobFactory(job_type="export", kwargs={"export_id": str(export.pk)})
+    lifecycle.request_cancel(job.pk, actor="olivia")
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED and "Cancelled by olivia" in export.error_message
+
+
+def test_zombie_worker_is_dead(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(lifecycle.Path, "read_text", lambda self: "123 (python) Z 1 2 3")
+    assert lifecycle._worker_is_gone(f"{socket.gethostname()}:{__import__('os').getpid()}")
+    assert not lifecycle._worker_is_gone("otherhost:1")

@@ -77,3 +77,22 @@ def test_export_job_reports_progress_while_streaming(settings, monkeypatch):
     export.refresh_from_db()
     assert export.processed_items == 25 and export.status == "completed"
     assert seen == [10, 20]  # visible to other connections mid-export
+
+
+def test_backup_and_restore_on_a_worker_like_autocommit_connection(settings):
+    """Outside a test transaction: the REPEATABLE READ, READ ONLY snapshot and the restore's own transaction."""
+    from jobs.models import BackupJob, RestoreJob
+    from jobs.services import backup, lifecycle
+
+    factories.EventFactory(camera=factories.CameraFactory(id="yard"))
+    b = backup.create_backup(created_by="t", dispatch=False)
+    assert lifecycle.run_job(b.job_id) == "completed"
+    b = BackupJob.objects.get(pk=b.pk)
+    assert b.status == "completed" and b.job.logs.filter(message__contains="events: 1").exists()
+    factories.CameraFactory(id="porch")
+    r = backup.create_restore(str(backup.backup_file_path(b)), created_by="t", cli=True, dispatch=False)
+    assert lifecycle.run_job(r.job_id) == "completed"
+    assert RestoreJob.objects.get(pk=r.pk).items_restored["cameras"] == 1
+    from dashboard.models import Camera
+
+    assert list(Camera.objects.values_list("id", flat=True)) == ["yard"]

@@ -43,7 +43,7 @@ def test_retention_deletes_old_rows_in_batches_and_reports_counts(settings):
 
     result = retention.run_retention()
 
-    assert result["deleted"] == {"gpu_stats": 300, "logs": 5, "jobs": 2, "exports": 1}
+    assert result["deleted"] == {"gpu_stats": 300, "logs": 5, "jobs": 2, "exports": 1, "stale_files": 0}
     assert list(GpuStat.objects.values_list("pk", flat=True)) == [recent_gpu.pk]
     assert list(Log.objects.filter(timestamp__lt=_ago(7)).values_list("pk", flat=True)) == []
     assert Log.objects.filter(pk=recent_log.pk).exists()
@@ -84,3 +84,31 @@ def test_ensure_schedules_is_idempotent():
     assert {"jobs-dispatch-due", "jobs-timeout-sweep", "jobs-retention"} <= names
     assert Schedule.objects.filter(name="jobs-timeout-sweep").count() == 1
     assert Schedule.objects.get(name="jobs-retention").schedule_type == Schedule.DAILY
+
+
+def test_retention_removes_stale_part_files_and_unused_uploads(settings):
+    import os
+    from pathlib import Path
+
+    from jobs.choices import RestoreStatus
+
+    old = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    files = {}
+    for key, folder, name in [
+        ("export_part", settings.EXPORT_DIR, ".events-x.csv.ab12.part"),
+        ("backup_part", settings.BACKUP_DIR, ".watchpost-backup.zip.cd34.part"),
+        ("export_done", settings.EXPORT_DIR, "events-x.csv"),
+        ("upload_old", settings.UPLOAD_DIR, "restore-old.zip"),
+        ("upload_in_use", settings.UPLOAD_DIR, "restore-busy.zip"),
+    ]:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = Path(folder) / name
+        path.write_bytes(b"x")
+        os.utime(path, (old, old))
+        files[key] = path
+    fresh = Path(settings.EXPORT_DIR) / ".events-y.csv.ef56.part"
+    fresh.write_bytes(b"x")
+    factories.RestoreJobFactory(status=RestoreStatus.VALIDATING, upload_path="restore-busy.zip")
+    assert retention.clean_stale_files() == 3
+    assert not files["export_part"].exists() and not files["backup_part"].exists() and not files["upload_old"].exists()
+    assert files["export_done"].exists() and files["upload_in_use"].exists() and fresh.exists()

@@ -356,3 +356,15 @@ def test_pages_render_for_every_record(viewer_client):
         assert r.status_code == 200, url
     assert viewer_client.get(reverse("jobs:detail", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
     assert Job.objects.count() == 1
+
+
+def test_large_upload_is_moved_from_its_temporary_file(operator_client, settings, django_capture_on_commit_callbacks):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10  # force Django to spool the upload to disk
+    upload = io.BytesIO(b"not a zip but long enough to be spooled")
+    upload.name = "b.zip"
+    with django_capture_on_commit_callbacks(execute=True):
+        r = operator_client.post(reverse("jobs:restore_upload"), {"archive": upload, "validate_only": "on"})
+    assert r.status_code == 302
+    restore = RestoreJob.objects.get()
+    assert restore.status == RestoreStatus.FAILED and "not a zip archive" in restore.error_message
+    assert not any(Path(settings.UPLOAD_DIR).iterdir())  # the single-use upload was discarded

@@ -67,12 +67,13 @@ def test_not_supported_call_makes_only_that_field_null(sampler, fake_nvml):
     )
 
     sampler.sample_and_store()
+    sampler.sample_and_store()  # PCIe from the slow-read cache this time
 
-    row = GpuStat.objects.get(gpu_index=0)
+    row = GpuStat.objects.filter(gpu_index=0).first()
     assert row.fan_speed is None and row.encoder_utilization is None
     assert row.pcie_tx_throughput is None and row.pcie_rx_throughput is None
     assert row.gpu_utilization == 30.0 and row.memory_used == 6144 and row.temperature == 55.0
-    assert GpuStat.objects.get(gpu_index=1).fan_speed == 40
+    assert set(GpuStat.objects.filter(gpu_index=1).values_list("fan_speed", flat=True)) == {40}
     detail = SamplerStatus.objects.get().details["gpus"][0]
     assert detail["unsupported"] == ["encoder_utilization", "fan_speed", "pcie_rx_throughput", "pcie_tx_throughput"]
     assert detail["errors"] == {}

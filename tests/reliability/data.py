@@ -53,6 +53,6 @@ def table_checksums(tables: list[str]) -> dict[str, tuple[int, str | None]]:
             )
             keys = [r[0] for r in cur.fetchall()]
             order = ", ".join(f't."{k}"' for k in keys) if keys else "t::text"
-            cur.execute(f'SELECT count(*), md5(string_agg(md5(t::text), \'\' ORDER BY {order})) FROM "{table}" t')
+            cur.execute(f"SELECT count(*), md5(string_agg(md5(t::text), '' ORDER BY {order})) FROM \"{table}\" t")
             out[table] = tuple(cur.fetchone())
     return out

@@ -64,10 +64,12 @@ class ThrowawayPostgres:
                    "--encoding=utf8", "-U", "postgres", "--no-sync", "--no-instructions"], timeout=120)  # fmt: skip
         return self
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, *, durable: bool = False) -> None:
+        """`durable`: keep PostgreSQL's default fsync/commit settings (the soak), else trade them for speed."""
+        options = "-c max_connections=200" if durable else FAST_OPTIONS
         self._run(
             [pg_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", str(int(timeout)),
-             "-o", f'-h "" -k {self.socket_dir} {FAST_OPTIONS}', "-l", str(self.log), "start"],
+             "-o", f'-h "" -k {self.socket_dir} {options}', "-l", str(self.log), "start"],
             timeout=timeout + 10,
         )  # fmt: skip
         self.running = True

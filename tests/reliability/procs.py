@@ -1,6 +1,7 @@
 """Small child programs for the outage test and the soak: `python -m tests.reliability.procs <command>`.
 
     setup --username U --password P     migrate the database of DATABASE_URL and create an operator
+          [--collectstatic] [--schedules]  (and prepare it like `make run` does)
     logloop --rate N --stats FILE       log N records/s through a DatabaseLogHandler until SIGTERM,
                                         writing counts and emit latencies to FILE (JSON) as it goes
     sampler-task --host H               one run of the scheduled GPU sampler task (monitoring.tasks.sample_gpus)
@@ -35,6 +36,12 @@ def setup(args) -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    if args.collectstatic:
+        call_command("collectstatic", interactive=False, verbosity=0)
+    if args.schedules:
+        from dashboard.services.bootstrap import ensure_all_schedules
+
+        ensure_all_schedules()
     if not User.objects.filter(username=args.username).exists():
         User.objects.create_superuser(args.username, f"{args.username}@example.com", args.password)
     print("setup done", flush=True)
@@ -128,6 +135,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("setup")
     p.add_argument("--username", required=True)
     p.add_argument("--password", required=True)
+    p.add_argument("--collectstatic", action="store_true", help="as `make run` does (manifest static storage)")
+    p.add_argument("--schedules", action="store_true", help="register every app's django-q2 schedules")
     p.set_defaults(func=setup)
     p = sub.add_parser("logloop")
     p.add_argument("--rate", type=float, default=100)

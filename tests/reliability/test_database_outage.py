@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 DB = "wp_outage"
 USER, PASSWORD = "rel_operator", "rel-operator-password-1"
 TASK_HOST = "rel-task-host"
-OUTAGE_SECONDS = 6
+OUTAGE_SECONDS = 5
 RECOVERY_DEADLINE = 45  # seconds after the restart, for the slowest component (django-q2's pusher backs off 10 s)
 LOG_RATE = 100
 
@@ -132,13 +132,16 @@ def outage(tmp_path_factory):
             return TASK_HOST in hosts and sampler_host is not None
 
         assert _seconds_until(sampling, 120) is not None, "samplers never stored a sample"
-        assert _seconds_until(lambda: _query(server, "SELECT 1 FROM logs WHERE component = 'rel.logloop' LIMIT 1"), 60) is not None
+        assert (
+            _seconds_until(lambda: _query(server, "SELECT 1 FROM logs WHERE component = 'rel.logloop' LIMIT 1"), 60)
+            is not None
+        )
         browser.login(USER, PASSWORD)
         export_id = _export(browser)
         assert export_id, "the export form did not accept the request"
         assert _seconds_until(lambda: _export_done(server, export_id), 60) is not None, "the worker ran no export"
         obs["steady_at"] = time.monotonic()
-        time.sleep(2)  # steady state
+        time.sleep(1)  # steady state
 
         pids = {p.name: p.pid for p in procs.started}
         cpu_before = {p.name: sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs.started if p.alive()}
@@ -249,7 +252,11 @@ def test_gpu_sampler_loses_only_the_samples_of_the_outage(outage):
     down = dt.datetime.fromtimestamp(outage["t_down"], dt.UTC)
     up = dt.datetime.fromtimestamp(outage["t_up"], dt.UTC)
     gaps = [(a, b) for a, b in zip(samples, samples[1:], strict=False) if (b - a).total_seconds() > 3]
-    outside = [(a.isoformat(), b.isoformat()) for a, b in gaps if not (a >= down - dt.timedelta(seconds=3) and b <= up + dt.timedelta(seconds=5))]
+    outside = [
+        (a.isoformat(), b.isoformat())
+        for a, b in gaps
+        if not (a >= down - dt.timedelta(seconds=3) and b <= up + dt.timedelta(seconds=5))
+    ]
     assert not outside, f"samples missing outside the outage ({down:%T}-{up:%T}): {outside}"
     after = [s for s in samples if s > up]
     span = (samples[-1] - up).total_seconds()
@@ -264,7 +271,9 @@ def test_gpu_sampler_does_not_spin_while_the_database_is_down(outage):
 
 def test_scheduled_sampler_run_keeps_sampling_after_the_outage(outage):
     """The scheduled task's run spans the outage: it must resume, not end and leave a gap until the next schedule."""
-    assert outage["task_recovery_s"] is not None, f"the scheduled sampler run stopped at the outage:\n{outage['task_output']}"
+    assert outage["task_recovery_s"] is not None, (
+        f"the scheduled sampler run stopped at the outage:\n{outage['task_output']}"
+    )
 
 
 def test_log_handler_never_blocks_the_caller(outage):

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.choices import AttemptStatus, BackupStatus, ExportStatus, JobStatus, RestoreStatus, TriggeredBy
-from jobs.models import BackupJob, ExportJob, Job, JobAttempt, RestoreJob
+from jobs.models import Job, JobAttempt, RestoreJob
 from jobs.services import backup as backup_service
 from jobs.services import exports as export_service
 from jobs.services import lifecycle, tracked
@@ -78,7 +78,9 @@ def _assert_killed_attempt_swept(job, *, retried: bool):
     assert attempt.status == AttemptStatus.FAILED
     assert attempt.ended_at is not None
     assert "no longer running" in attempt.error_message
-    steps = list(job.transitions.order_by("transitioned_at", "id").values_list("from_status", "to_status", "triggered_by"))
+    steps = list(
+        job.transitions.order_by("transitioned_at", "id").values_list("from_status", "to_status", "triggered_by")
+    )
     assert (JobStatus.RUNNING, JobStatus.FAILED, TriggeredBy.TIMEOUT) in steps
     if retried:
         assert steps[-1] == (JobStatus.FAILED, JobStatus.QUEUED, TriggeredBy.RETRY)
@@ -92,17 +94,9 @@ def _assert_killed_attempt_swept(job, *, retried: bool):
     return job
 
 
-def _run_due_retry(job):
-    """What the per-minute dispatcher does once the backoff has passed, with the attempt run here."""
-    assert tracked.dispatch_due_jobs(now=job.next_retry_at + dt.timedelta(seconds=1)) == 1
-    assert lifecycle.run_job(job.pk) == "completed"
-    job.refresh_from_db()
-    return job
-
-
 # --- export ---------------------------------------------------------------------------------------------
 
-EXPORT_ROWS = 40_000
+EXPORT_ROWS = 30_000
 
 
 def _kill_mid_export(worker, file_dirs, job, old_files: set[str] = frozenset()) -> Path:
@@ -113,9 +107,7 @@ def _kill_mid_export(worker, file_dirs, job, old_files: set[str] = frozenset()) 
     return part
 
 
-def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
-    start_worker, file_dirs, operator_client
-):
+def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(start_worker, file_dirs, operator_client):
     seed_events(EXPORT_ROWS, text_len=1024)
     worker = start_worker()
     export = export_service.create_export("events", "json", {}, created_by="olivia_operator")
@@ -172,9 +164,12 @@ def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(
 # --- backup ---------------------------------------------------------------------------------------------
 
 
+BACKUP_ROWS = 20_000
+
+
 def _kill_mid_backup(worker, file_dirs, job, old_files: set[str] = frozenset()) -> Path:
     folder = file_dirs["BACKUP_DIR"]
-    part = _wait_half_done(job, lambda: _growing_part_file(folder, 32 * 1024, old_files), "backup")
+    part = _wait_half_done(job, lambda: _growing_part_file(folder, 1024, old_files), "backup")
     worker.kill()
     return part
 
@@ -182,7 +177,7 @@ def _kill_mid_backup(worker, file_dirs, job, old_files: set[str] = frozenset()) 
 def test_killed_backup_is_retried_then_failed_and_never_offers_a_partial_archive(
     start_worker, file_dirs, operator_client
 ):
-    seed_events(30_000, text_len=2048)
+    seed_events(BACKUP_ROWS, text_len=1024)
     worker = start_worker()
     backup = backup_service.create_backup(created_by="olivia_operator")
     job = backup.job
@@ -214,7 +209,7 @@ def test_killed_backup_is_retried_then_failed_and_never_offers_a_partial_archive
     assert lifecycle.run_job(job.pk) == "completed"
     backup.refresh_from_db()
     assert backup.status == BackupStatus.COMPLETED
-    assert {t["name"]: t["rows"] for t in backup.manifest_json["tables"]}["events"] == 30_000
+    assert {t["name"]: t["rows"] for t in backup.manifest_json["tables"]}["events"] == BACKUP_ROWS
     response = operator_client.get(url)
     assert response.status_code == 200
     with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as zf:
@@ -242,12 +237,14 @@ def _restore_copy_in_progress() -> bool:
 
 def _other_backends() -> int:
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         return cur.fetchone()[0]
 
 
 def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator_client):
-    seed_events(20_000, text_len=1024, detections=True)
+    seed_events(12_000, text_len=1024, detections=True)
     archive = file_dirs["UPLOAD_DIR"] / "restore-rel.zip"
     backup_service.write_backup(archive)
     # The database moves on after the backup, so a restore (complete or partial) would show.
