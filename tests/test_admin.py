@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db import connection
 from django.urls import reverse
 
@@ -95,7 +96,7 @@ def test_admin_pages_open(admin_client_, app_label, model_name):
     add = admin_client_.get(reverse(f"admin:{app_label}_{model_name}_add"))
     assert add.status_code == (403 if model_name in READ_ONLY else 200)
 
-    change = admin_client_.get(reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk]))
+    change = admin_client_.get(reverse(f"admin:{app_label}_{model_name}_change", args=[quote(obj.pk)]))
     assert change.status_code == 200
     # Read-only models open as a view page without a save button.
     assert (b'name="_save"' in change.content) is (model_name not in READ_ONLY)
@@ -148,7 +149,7 @@ class _FormFields(HTMLParser):
 @pytest.mark.parametrize(("app_label", "model_name"), [r for r in REGISTERED if r[1] not in READ_ONLY])
 def test_change_form_saves_unchanged(admin_client_, app_label, model_name):
     obj = FACTORY_FOR[model_name]()
-    url = reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk])
+    url = reverse(f"admin:{app_label}_{model_name}_change", args=[quote(obj.pk)])
     parser = _FormFields()
     parser.feed(admin_client_.get(url).content.decode())
     data: dict[str, list[str]] = {}
@@ -186,7 +187,7 @@ def test_read_only_models_refuse_changes(admin_client_, model_name):
     app_label = model._meta.app_label
     before = model.objects.count()
 
-    post = admin_client_.post(reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk]), {})
+    post = admin_client_.post(reverse(f"admin:{app_label}_{model_name}_change", args=[quote(obj.pk)]), {})
     delete = admin_client_.post(reverse(f"admin:{app_label}_{model_name}_delete", args=[obj.pk]), {"post": "yes"})
     add = admin_client_.post(reverse(f"admin:{app_label}_{model_name}_add"), {})
 

@@ -513,10 +513,14 @@ class HostLock:
         self._classid, self._objid = unsigned >> 32, unsigned & 0xFFFFFFFF
         self.conn = None
         self.acquired = False
+        # Set when the last acquire() failed because the database was unreachable
+        # (rather than because another sampler holds the lock).
+        self.error: Exception | None = None
 
     def acquire(self, wait: float = 0.0) -> bool:
         """Take the lock, waiting up to `wait` seconds for the holder to hand it over."""
         self.release()
+        self.error = None
         self.conn = connections.create_connection(self.alias)
         try:
             with self.conn.cursor() as cur:
@@ -533,7 +537,7 @@ class HostLock:
                     cur.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                     self.acquired = bool(cur.fetchone()[0])
         except DatabaseError as exc:
-            logger.warning("GPU sampler could not reach the database to take its lock: %s", exc)
+            self.error = exc
             self.acquired = False
         if not self.acquired:
             self._close()
@@ -595,9 +599,15 @@ class HostLock:
 def sample_safely(sampler: GpuSampler) -> SampleResult | None:
     """One tick that never raises: database and NVML trouble are logged and retried next tick."""
     try:
-        return sampler.sample_and_store()
+        result = sampler.sample_and_store()
+        if getattr(sampler, "_db_failing", False):
+            logger.info("GPU samples are stored again on %s", sampler.host)
+            sampler._db_failing = False
+        return result
     except DatabaseError as exc:
-        logger.warning("GPU samples could not be stored (will retry): %s", exc)
+        if not getattr(sampler, "_db_failing", False):  # once per outage, not once per tick
+            logger.warning("GPU samples could not be stored (will retry): %s", exc)
+            sampler._db_failing = True
         # Drop the broken connection so the next tick opens a fresh one.
         try:
             connection.close()
@@ -640,10 +650,14 @@ def run_sampler(
     sampler = sampler or GpuSampler()
     lock = HostLock(sampler.host)
     if not lock.acquire(wait=wait):
-        logger.info("GPU sampler on %s skipped: another sampler holds the host lock", sampler.host)
+        if lock.error is not None:
+            logger.warning("GPU sampler on %s cannot reach the database: %s", sampler.host, lock.error)
+        else:
+            logger.info("GPU sampler on %s skipped: another sampler holds the host lock", sampler.host)
         return {"host": sampler.host, "ticks": 0, "stored": 0, "skipped": True, "handed_over": False}
     ticks = stored = 0
     handed_over = False
+    outage_logged = False
     try:
         start = next_at = clock()
         while True:
@@ -651,11 +665,20 @@ def run_sampler(
                 # The next scheduled run is waiting: it takes this tick.
                 handed_over = True
                 break
-            if sample_safely(sampler) is not None:
+            if not lock.acquired and not lock.acquire():
+                if lock.error is None:
+                    logger.warning("GPU sampler on %s lost its host lock to another sampler; stopping", sampler.host)
+                    break
+                # The database is still away: no lock, so no sample; try again next tick.
+            elif sample_safely(sampler) is not None:
                 stored += 1
-            elif not lock.still_held():
+                outage_logged = False
+            elif not lock.still_held() and lock.error is None:
                 logger.warning("GPU sampler on %s lost its host lock to another sampler; stopping", sampler.host)
                 break
+            if not lock.acquired and lock.error is not None and not outage_logged:
+                logger.warning("GPU sampler on %s: database unreachable, retrying every %s s", sampler.host, interval)
+                outage_logged = True
             ticks += 1
             # Anchored to the start, so slow ticks do not make the cadence drift.
             next_at += interval

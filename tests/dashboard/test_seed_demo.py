@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.apps import apps
+from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from django.db.models import F, Q
 from django.utils import timezone
@@ -111,7 +112,7 @@ def test_seed_demo_data_is_consistent(seeded, admin_client_):
         name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         assert admin_client_.get(reverse(f"{name}_changelist")).status_code == 200, name
         obj = model.objects.first()
-        assert admin_client_.get(reverse(f"{name}_change", args=[obj.pk])).status_code == 200, name
+        assert admin_client_.get(reverse(f"{name}_change", args=[quote(obj.pk)])).status_code == 200, name
 
 
 def test_seed_demo_skips_an_installation_with_the_marker_camera(settings, tmp_path):

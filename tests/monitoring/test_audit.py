@@ -3,6 +3,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.test import RequestFactory
 from django.urls import reverse
@@ -156,7 +157,7 @@ def test_logout_without_a_session_writes_nothing(client):
 
 def test_admin_change_is_audited_with_old_and_new_values(admin_client_):
     camera = factories.CameraFactory(id="gate", name="Gate", status="online", frame_width=1280)
-    url = reverse("admin:dashboard_camera_change", args=[camera.pk])
+    url = reverse("admin:dashboard_camera_change", args=[quote(camera.pk)])
     created = timezone.localtime(camera.created_at)
     data = {
         "name": "Garden gate",

@@ -155,6 +155,12 @@ def test_history_partial_and_gpu_selection(viewer_client, htmx_headers):
     response = viewer_client.get(URL, {"gpu": "gpu-host-1:1", "range": "6h"}, **htmx_headers("gpu-history"))
     html = response.content.decode()
     assert html.startswith('<div id="gpu-history"') and "gpu-host-1 · GPU 1" in html
+    # The selector outside the region learns the shown range (out-of-band swap) ...
+    assert '<input type="hidden" id="gpu-range" name="range" value="6h" hx-swap-oob="true">' in html
+    # ... and swaps replace the region instead of nesting a second one inside it.
+    full = viewer_client.get(URL, {"gpu": "gpu-host-1:1", "range": "6h"}).content.decode()
+    assert full.count('id="gpu-range"') == 1 and full.count('id="gpu-history"') == 1
+    assert full.count('hx-target="#gpu-history" hx-swap="outerHTML"') == 6  # selector + five range links
     assert "<polyline" in html or "<circle" in html
 
 

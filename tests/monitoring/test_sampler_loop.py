@@ -128,6 +128,31 @@ def test_database_outage_is_logged_and_the_next_tick_retries(sampler, caplog):
     assert any("could not be stored (will retry)" in r.getMessage() for r in caplog.records)
 
 
+def test_lost_lock_session_is_retaken_and_sampling_goes_on(sampler, caplog):
+    """The server restarts between two ticks: both the sampler's and the lock's sessions are gone."""
+    clock = FakeClock()
+    killer = connections.create_connection("default")
+
+    def restart_server(n):
+        if n == 1:
+            with killer.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+    clock.on_sleep = restart_server
+    try:
+        outcome = run_sampler(duration=15, interval=5, sampler=sampler, sleep=clock.sleep, clock=clock.clock)
+    finally:
+        killer.close()
+    assert outcome["ticks"] == 3 and outcome["stored"] == 2 and not outcome["handed_over"]
+    assert not any("lost its host lock" in r.getMessage() for r in caplog.records)
+    lock = HostLock("gpu-host-1")
+    assert lock.acquire()  # and released at the end
+    lock.release()
+
+
 def test_nvml_outage_does_not_end_the_run(caplog):
     fake = FakeNVML.with_gpus(1)
     fake.failures["nvmlDeviceGetCount"] = pynvml.NVMLError_Unknown

@@ -172,6 +172,8 @@ PRODUCTION_ENV = {
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "PYTEST"))}
     env.pop("HTTPS", None)
+    # The browser tests set this for the test process only; a deployment never has it.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env["SECRET_KEY"] = secrets.token_urlsafe(48)  # 64 characters, many unique
     env.update(extra)
     return env

@@ -6,6 +6,8 @@ the way to sample a second GPU host whose workers share another host's broker.
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -51,7 +53,8 @@ class Command(BaseCommand):
                 # host lock; the loop then waits for its turn again.
                 outcome = run_sampler(interval=interval, wait=handover_wait(interval), sampler=sampler)
                 if outcome["skipped"]:
-                    self.stdout.write(f"Another GPU sampler is sampling {sampler.host}; waiting for it to hand over…")
+                    # Another sampler kept the lock, or the database is away (logged): wait a tick.
+                    time.sleep(interval or settings.GPU_SAMPLE_INTERVAL)
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
 
