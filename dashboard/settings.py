@@ -151,7 +151,7 @@ REDIS_URL = env_str("REDIS_URL")
 WATCHPOST_TASKS_SYNC = env_bool("WATCHPOST_TASKS_SYNC", TESTING)
 Q_CLUSTER = {
     "name": "watchpost",
-    "workers": env_int("Q_WORKERS", 2, min_value=1, max_value=64),
+    "workers": env_int("Q_WORKERS", 3, min_value=1, max_value=64),
     "timeout": env_int("Q_TIMEOUT", 1800, min_value=10),
     # django-q2 requires retry > timeout or a long task is handed out twice.
     "retry": env_int("Q_TIMEOUT", 1800, min_value=10) + 120,
