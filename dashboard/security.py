@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 
 from django.conf import settings
 from django.shortcuts import render
 
 
-def _valid_ip(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
-
-
 def client_ip(request) -> str | None:
-    """The address a lockout is keyed on.
+    """The address a lockout is keyed on: the same one the audit trail records.
 
-    X-Forwarded-For is believed only when the peer is a configured proxy, and then
-    the right-most hop that is not itself a trusted proxy is taken: anything to its
-    left was written by the client and could be rotated to dodge the lockout.
+    X-Forwarded-For is believed only from TRUSTED_PROXIES, read from the right, so a
+    client cannot rotate addresses it wrote into the header to dodge the lockout.
     """
-    if request is None:
-        return None
-    remote = _valid_ip(request.META.get("REMOTE_ADDR", "") or "")
-    trusted = set(getattr(settings, "TRUSTED_PROXIES", []))
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if not forwarded or remote not in trusted:
-        return remote
-    for hop in reversed(forwarded.split(",")):
-        ip = _valid_ip(hop)
-        if ip is None:
-            # A garbled header from behind our own proxy: fall back to the proxy itself.
-            return remote
-        if ip not in trusted:
-            return ip
-    return remote
+    from monitoring.services.audit import client_ip as audited_client_ip
+
+    return audited_client_ip(request)
 
 
 def lockout_minutes() -> int:

@@ -230,6 +230,11 @@ def inspect_queries(captured: list[dict]) -> tuple[str, list[str], dict]:
         return main_plan, [], details
     app = [q for q in selects if not is_framework(q["sql"])] or selects
     main = max(app, key=lambda q: float(q.get("time") or 0))
+    # Every app query (shortened) with its time, slowest first: where a page's time goes.
+    details["all_sql"] = [
+        f"{float(q.get('time') or 0) * 1000:.1f} ms: {q['sql'][:300]}"
+        for q in sorted(app, key=lambda q: -float(q.get("time") or 0))
+    ]
     for q in selects:
         plan = explain(q["sql"])
         if plan is None:

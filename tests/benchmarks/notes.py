@@ -65,6 +65,13 @@ def explain(ds, info, results) -> list[str]:
         why = r.extra.get("explanation")
         if not why and r.seq_scans:
             why = f"the plan scans {', '.join(r.seq_scans)} sequentially: {r.plan}."
+        sqls = " ".join([r.extra.get("main_sql", ""), *r.extra.get("all_sql", [])])
+        if not why and "SELECT DISTINCT DATE_TRUNC" in sqls:
+            why = (
+                "the changelist's `date_hierarchy` runs `SELECT DISTINCT date_trunc(...)` over every row of the table "
+                f"to draw its links ({r.extra.get('main_ms', 0):.1f} ms of the page here, and it grows with the table); "
+                "the `recent_filter()` of dashboard/admin_base.py costs nothing to draw."
+            )
         if not why and r.section in ("Pages", "Admin changelists"):
             main = r.extra.get("main_ms")
             why = (

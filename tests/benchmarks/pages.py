@@ -34,6 +34,9 @@ class PageSpec:
     query: dict = field(default_factory=dict)
     target_ms: int = LIST_TARGET_MS
     section: str = "Pages"
+    headers: dict = field(default_factory=dict)
+    # Several URLs fetched one after the other and timed together (a page and the widgets it loads).
+    then: list = field(default_factory=list)
 
 
 def _latest_event_with_everything(ds) -> int:
@@ -47,8 +50,19 @@ def page_specs(ds) -> list[PageSpec]:
     event_id = _latest_event_with_everything(ds)
     detection_id = (event_id - 1) * ds_mod.DETECTIONS_PER_EVENT + 1  # first detection: has an embedding
     P = PAGE_TARGET_MS
+    widgets = overview_widgets()
     specs = [
-        PageSpec("Overview", "home", target_ms=P),
+        PageSpec("Overview (page only)", "home", target_ms=P),
+        *[
+            PageSpec(f"Overview widget: {w}", "dashboard:overview_widget", args=[w], target_ms=P, headers=HTMX)
+            for w in widgets
+        ],
+        PageSpec(
+            f"Overview, page + its {len(widgets)} widgets (HTMX) one after another",
+            "home",
+            target_ms=P,
+            then=[("dashboard:overview_widget", [w]) for w in widgets],
+        ),
         PageSpec("Events list", "dashboard:events"),
         PageSpec(
             "Events list, camera + high/critical",
@@ -85,6 +99,17 @@ def page_specs(ds) -> list[PageSpec]:
     return specs
 
 
+HTMX = {"HX-Request": "true"}
+
+
+def overview_widgets() -> list[str]:
+    try:
+        from dashboard.services.overview import WIDGETS
+    except ImportError:
+        return []
+    return [w[0] for w in WIDGETS]
+
+
 # (app label, model name, label) of the changelists over big tables.
 ADMIN_CHANGELISTS = [
     ("monitoring", "gpustat", "gpu_stats"),
@@ -112,11 +137,18 @@ def resolve(spec: PageSpec) -> str:
         raise NotMeasured(f"no URL named {spec.url_name!r} yet") from None
 
 
-def fetch(client: Client, url: str, query: dict):
-    response = client.get(url, query)
+def fetch(client: Client, url: str, query: dict, headers: dict | None = None):
+    response = client.get(url, query, headers=headers or {})
     if getattr(response, "streaming", False):
         b"".join(response.streaming_content)
     return response
+
+
+def fetch_all(client: Client, spec: PageSpec, url: str, extra: list[str]):
+    first = fetch(client, url, spec.query, spec.headers)
+    for other in extra:
+        check_response(fetch(client, other, {}, HTMX), other)
+    return first
 
 
 def check_response(response, url: str) -> None:
@@ -130,12 +162,13 @@ def measure_page(client: Client, spec: PageSpec, runs: int) -> Result:
     target = f"< {spec.target_ms} ms"
     try:
         url = resolve(spec)
-        first = fetch(client, url, spec.query)
+        extra = [reverse(name, args=args) for name, args in spec.then]
+        first = fetch_all(client, spec, url, extra)
         check_response(first, url)
         with CaptureQueriesContext(connection) as ctx:
-            fetch(client, url, spec.query)
+            fetch_all(client, spec, url, extra)
         plan, scans, details = inspect_queries(ctx.captured_queries)
-        samples = time_runs(lambda: fetch(client, url, spec.query), runs, warmup=0)
+        samples = time_runs(lambda: fetch_all(client, spec, url, extra), runs, warmup=0)
         result = measured(spec.section, spec.name, samples, target=target, limit=spec.target_ms, url=url, **details)
         result.plan = plan
         result.seq_scans = scans

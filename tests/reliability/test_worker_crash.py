@@ -28,6 +28,7 @@ from jobs.models import Job, JobAttempt, RestoreJob
 from jobs.services import backup as backup_service
 from jobs.services import exports as export_service
 from jobs.services import lifecycle, tracked
+from jobs.services.retention import clean_stale_files
 from tests.reliability.conftest import wait_for
 from tests.reliability.data import seed_events, table_checksums
 
@@ -155,6 +156,10 @@ def test_killed_export_is_retried_then_failed_and_never_offers_a_partial_file(st
     assert response.status_code == 200
     assert len(json.loads(b"".join(response.streaming_content))) == EXPORT_ROWS
 
+    # The killed attempts' temporary files do not pile up: the daily retention removes them once stale.
+    assert clean_stale_files(now=timezone.now() + dt.timedelta(days=2)) == 2
+    assert [p.name for p in _files(file_dirs["EXPORT_DIR"])] == [export.output_path]
+
     # A dead export with no attempts left must not stay "running" (its page polling) until someone retries.
     assert status_after_final_failure == ExportStatus.FAILED, (
         f"the export stayed {status_after_final_failure!r} after its job failed for good"
@@ -216,6 +221,9 @@ def test_killed_backup_is_retried_then_failed_and_never_offers_a_partial_archive
         assert zf.testzip() is None
         assert "manifest.json" in zf.namelist()
 
+    assert clean_stale_files(now=timezone.now() + dt.timedelta(days=2)) == 2
+    assert [p.name for p in _files(file_dirs["BACKUP_DIR"])] == [backup.file_path]
+
     # Otherwise the backup shows "running" (and the Delete button refuses it) until someone retries.
     assert status_after_final_failure == BackupStatus.FAILED, (
         f"the backup stayed {status_after_final_failure!r} after its job failed for good"
@@ -273,3 +281,6 @@ def test_killed_restore_leaves_every_table_as_it_was(worker, file_dirs, operator
     restore.refresh_from_db()
     assert restore.status == RestoreStatus.FAILED, f"restore left {restore.status!r} after its job failed for good"
     assert not backup_service.active_restore_exists()
+    # The uploaded archive no restore needs any more goes with the next retention run.
+    clean_stale_files(now=timezone.now() + dt.timedelta(days=2))
+    assert not archive.exists()

@@ -7,13 +7,10 @@ import pytest
 
 from alerting.models import Alert, CameraZone
 from tests import factories
-from tests.e2e.conftest import CHROMIUM, browser, login, page  # noqa: F401  (fixtures)
 
 pytestmark = [
-    pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install -y chromium)"),
-]
+]  # the e2e conftest marks these e2e and skips them, with the reason, without Chromium
 
 
 def _svg_click(pg, x, y):
@@ -22,7 +19,7 @@ def _svg_click(pg, x, y):
     pg.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
 
 
-def test_draw_a_polygon_and_save_it(page, login, operator):  # noqa: F811
+def test_draw_a_polygon_and_save_it(page, login, operator):
     factories.CameraFactory(id="porch", name="Porch")
     login(operator)
     page.goto("/zones/porch/")
@@ -49,7 +46,7 @@ def test_draw_a_polygon_and_save_it(page, login, operator):  # noqa: F811
     assert zone.shape == "polygon" and len(zone.coordinates) == 3
 
 
-def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):  # noqa: F811
+def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):
     factories.CameraFactory(id="porch", name="Porch")
     login(operator)
     page.goto("/zones/porch/")
@@ -78,7 +75,7 @@ def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):  # noqa:
     assert len(json.loads(page.locator("textarea[name=coordinates]").input_value())) == 5
 
 
-def test_rule_form_validates_as_you_type(page, login, operator):  # noqa: F811
+def test_rule_form_validates_as_you_type(page, login, operator):
     login(operator)
     page.goto("/rules/new/")
     page.fill("input[name=risk_threshold]", "150")
@@ -89,7 +86,8 @@ def test_rule_form_validates_as_you_type(page, login, operator):  # noqa: F811
     page.wait_for_selector("#err-risk_threshold li", state="detached")
 
 
-def test_inbox_shows_the_conflict_message(page, login, operator):  # noqa: F811
+def test_inbox_shows_the_conflict_message(page, login, operator, browser_problems):
+    browser_problems.allow(r"Response Status Error Code 409")  # htmx logs the expected conflict
     alert = factories.AlertFactory(status="pending")
     login(operator)
     page.goto("/alerts/")
