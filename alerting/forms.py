@@ -326,6 +326,10 @@ class CameraZoneForm(forms.ModelForm):
         self.camera = camera
         if camera is not None:
             self.instance.camera = camera
+        if self.instance._state.adding and not self.is_bound:
+            # A new zone starts in polygon mode so a click on the frame adds a point, as the
+            # editor's help text says; the rectangle tool is one click away.
+            self.initial.setdefault("shape", "polygon")
         if self.instance._state.adding is False:
             self.fields["id"].disabled = True
             self.fields["id"].required = False

@@ -216,8 +216,11 @@ def alert_action(request, pk, action):
         return redirect("alerting:alert_detail", pk=pk)
     if _partial(request):
         if request.POST.get("region") == "detail":
-            return render(request, "alerting/_alert_detail.html", _detail_context(alert))
-        return render(request, "alerting/_alert_row.html", {"a": alert})
+            resp = render(request, "alerting/_alert_detail.html", _detail_context(alert))
+        else:
+            resp = render(request, "alerting/_alert_row.html", {"a": alert})
+        resp["HX-Trigger"] = "alerts-changed"  # the status counts follow at once, not at the next poll
+        return resp
     messages.success(request, alert_service.DONE_MESSAGES[action])
     return redirect("alerting:alert_detail", pk=pk)
 
