@@ -52,4 +52,3 @@ def risk_level_for(score: int | None) -> str | None:
     if score >= 30:
         return RiskLevel.MEDIUM
     return RiskLevel.LOW
-

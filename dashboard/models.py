@@ -7,10 +7,10 @@ The enrichment tables, `event_feedback` and `event_audits` follow the seed.
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.contrib.postgres.indexes import BrinIndex
 from django.utils import timezone
 
 from dashboard.choices import CameraStatus, FeedbackType, RiskLevel, Severity, risk_level_for
@@ -125,7 +125,9 @@ class Detection(models.Model):
         db_table = "detections"
         ordering = ["-detected_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_detections_confidence"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_detections_confidence"
+            ),
             models.CheckConstraint(condition=Q(bbox_width__gte=0, bbox_height__gte=0), name="ck_detections_bbox_size"),
             models.CheckConstraint(condition=Q(image_width__gt=0, image_height__gt=0), name="ck_detections_image_size"),
         ]
@@ -182,7 +184,9 @@ class PoseResult(models.Model):
         db_table = "pose_results"
         constraints = [
             models.UniqueConstraint(fields=["detection"], name="uq_pose_results_detection_id"),
-            models.CheckConstraint(condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_pose_results_confidence"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_pose_results_confidence"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -224,7 +228,12 @@ class DemographicsResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["detection"], name="uq_demographics_results_detection_id"),
             models.CheckConstraint(
-                condition=Q(age_confidence__gte=0.0, age_confidence__lte=1.0, gender_confidence__gte=0.0, gender_confidence__lte=1.0),
+                condition=Q(
+                    age_confidence__gte=0.0,
+                    age_confidence__lte=1.0,
+                    gender_confidence__gte=0.0,
+                    gender_confidence__lte=1.0,
+                ),
                 name="ck_demographics_results_confidence",
             ),
         ]
@@ -269,7 +278,9 @@ class ActionResult(models.Model):
         db_table = "action_results"
         constraints = [
             models.UniqueConstraint(fields=["detection"], name="uq_action_results_detection_id"),
-            models.CheckConstraint(condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_action_results_confidence"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0.0, confidence__lte=1.0), name="ck_action_results_confidence"
+            ),
         ]
 
     def __str__(self) -> str:

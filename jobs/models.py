@@ -11,21 +11,21 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
-from django.contrib.postgres.indexes import BrinIndex
 from django.utils import timezone
 
 from dashboard.fields import GenRandomUUID, literal_defaults, now_defaults, uuid7
 from jobs.choices import (
+    FINISHED_JOB_STATUSES,
     AttemptStatus,
     BackupStatus,
     ExportFormat,
     ExportStatus,
     ExportType,
-    FINISHED_JOB_STATUSES,
     JobLogLevel,
     JobStatus,
     RestoreStatus,

@@ -21,7 +21,6 @@ from jobs.choices import AttemptStatus, ExportFormat, ExportType, JobStatus, Tri
 from monitoring import models as mm
 from monitoring.choices import LogLevel
 
-
 # --- Users -----------------------------------------------------------------------------
 
 
@@ -103,7 +102,9 @@ class PoseResultFactory(DjangoModelFactory):
         model = dm.PoseResult
 
     detection = factory.SubFactory(DetectionFactory)
-    keypoints = factory.LazyFunction(lambda: [[round(random.random(), 3), round(random.random(), 3), 0.9] for _ in range(17)])
+    keypoints = factory.LazyFunction(
+        lambda: [[round(random.random(), 3), round(random.random(), 3), 0.9] for _ in range(17)]
+    )
     pose_class = "standing"
     confidence = 0.9
     is_suspicious = False

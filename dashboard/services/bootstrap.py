@@ -21,9 +21,10 @@ def ensure_groups() -> None:
 def ensure_first_operator(username: str = "operator") -> tuple[str, str] | None:
     """Create the first operator when nobody can log in yet; return (username, password) once."""
     ensure_groups()
-    if User.objects.filter(is_active=True).filter(is_superuser=True).exists() or User.objects.filter(
-        is_active=True, groups__name=OPERATORS
-    ).exists():
+    if (
+        User.objects.filter(is_active=True).filter(is_superuser=True).exists()
+        or User.objects.filter(is_active=True, groups__name=OPERATORS).exists()
+    ):
         return None
     password = secrets.token_urlsafe(12)
     user = User.objects.create_user(username=username, password=password, is_staff=True, is_superuser=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 import django
 from django.db import connection
 
+from tests.benchmarks.harness import commit_ms
+
 
 def _cpu_model() -> str:
     try:
@@ -67,4 +69,5 @@ def describe() -> dict:
         "database": connection.settings_dict["NAME"],
         "database_size_gib": round(db_size / 1024**3, 2),
         "round_trip_ms": {"median": round(rtts[len(rtts) // 2], 3), "p95": round(rtts[int(len(rtts) * 0.95)], 3)},
+        "commit_ms": round(commit_ms(), 3),
     }

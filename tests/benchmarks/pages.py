@@ -121,6 +121,8 @@ ADMIN_CHANGELISTS = [
     ("alerting", "alert", "alerts"),
     ("jobs", "job", "jobs"),
     ("jobs", "joblog", "job_logs"),
+    ("jobs", "jobattempt", "job_attempts"),
+    ("jobs", "jobtransition", "job_transitions"),
 ]
 
 

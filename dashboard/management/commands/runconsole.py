@@ -36,7 +36,9 @@ class Command(BaseCommand):
         created = ensure_first_operator()
         if created:
             user, password = created
-            self.stdout.write(self.style.WARNING(f"Created the first operator account: user '{user}', password '{password}'"))
+            self.stdout.write(
+                self.style.WARNING(f"Created the first operator account: user '{user}', password '{password}'")
+            )
             self.stdout.write("Write it down now: it is shown only once (change it under Admin → Users).")
         scheduled = ensure_all_schedules()
         if scheduled:
@@ -59,7 +61,9 @@ class Command(BaseCommand):
             if not opts["no_worker"]:
                 worker_cmd = [python, manage, "qcluster"]
                 children.append(("worker", subprocess.Popen(worker_cmd, env=env, start_new_session=True)))
-            self.stdout.write(self.style.SUCCESS(f"Watchpost is running at http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)"))
+            self.stdout.write(
+                self.style.SUCCESS(f"Watchpost is running at http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)")
+            )
             while True:
                 for name, proc in children:
                     code = proc.poll()
