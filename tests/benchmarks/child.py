@@ -5,7 +5,7 @@
     python -m tests.benchmarks.child sampler '{"readings": 10000, "gpus": 2, "host": "bench-rss"}'
 
 Prints one JSON line: seconds, rows, rss_start_mb (after Django has loaded),
-peak_rss_mb (getrusage ru_maxrss over the process's life) and task details.
+peak_rss_mb (VmHWM: the high-water mark of the process's RSS) and task details.
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """Peak RSS of this process image. getrusage's ru_maxrss would also count the parent's
+    memory at fork time (Linux carries it across exec), so VmHWM is read instead."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

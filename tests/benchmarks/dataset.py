@@ -26,7 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 # Bump when the generated data changes shape: forces a rebuild of existing bench databases.
-BUILDER_VERSION = 5
+BUILDER_VERSION = 6
 
 CAMERAS = ["front_door", "driveway", "backyard", "garage", "side_gate", "porch", "street", "garden"]
 OBJECT_TYPES = ["person", "car", "truck", "bicycle", "motorcycle", "bus", "dog", "cat", "bird", "package"]
@@ -785,7 +785,7 @@ def ensure_dataset(scale: float, *, force: bool = False, max_age_hours: float = 
                 anchor=anchor,
                 build_seconds=meta.get("build_seconds", 0.0),
                 reused=True,
-                steps=meta.get("steps", {}),
+                steps=dict(meta.get("steps") or []),
             )
         why = (
             "scale/schema changed" if not same
@@ -856,7 +856,7 @@ def _build(scale: float, counts: dict[str, int], wanted: dict) -> Dataset:
             **wanted,
             "anchor": anchor.isoformat(),
             "build_seconds": build_seconds,
-            "steps": steps,
+            "steps": list(steps.items()),  # a list: jsonb does not keep the order of object keys
             "actual_counts": actual,
         },
     )

@@ -23,4 +23,19 @@ def reid_vectors(counts: dict) -> None:
         cur.execute("VACUUM (ANALYZE) reid_vectors")
 
 
-LOADERS: list = [("reid vectors + HNSW index", reid_vectors)]
+def gpu_rollup(counts: dict) -> None:
+    """The per-minute GPU rollup the GPU page charts from (monitoring.services.rollup), kept by triggers otherwise."""
+    try:
+        from monitoring.services import rollup
+    except ImportError:
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('monitoring_gpu_rollup') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return
+    rollup.rebuild()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) monitoring_gpu_rollup")
+
+
+LOADERS: list = [("reid vectors + HNSW index", reid_vectors), ("gpu rollup", gpu_rollup)]
