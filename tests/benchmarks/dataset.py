@@ -84,8 +84,20 @@ class Dataset:
             "counts": self.counts,
             "anchor": self.anchor.isoformat(),
             "build_seconds": self.build_seconds,
+            "reused": self.reused,
             "steps": self.steps,
         }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Dataset:
+        return cls(
+            scale=data["scale"],
+            counts=data["counts"],
+            anchor=dt.datetime.fromisoformat(data["anchor"]),
+            build_seconds=data["build_seconds"],
+            reused=data.get("reused", False),
+            steps=dict(data.get("steps") or {}),
+        )
 
 
 def planned_counts(scale: float) -> dict[str, int]:

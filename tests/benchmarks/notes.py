@@ -14,28 +14,35 @@ def _extrapolate(seconds: float, n: int, target: int) -> float:
     return seconds * (target / n) * (math.log(target) / math.log(n))
 
 
-def embeddings_note(ds) -> str | None:
+def embeddings_note(ds, results) -> str | None:
     n = ds.counts.get("reid_embeddings") or 0
-    spec = int(ds_mod.BASE_COUNTS["reid_embeddings"] * ds.scale)
+    full = ds_mod.BASE_COUNTS["reid_embeddings"]
+    spec = int(full * ds.scale)
     gen = ds.steps.get("reid_embeddings")
     hnsw = ds.steps.get("reid vectors + HNSW index")
     if not n or n >= spec or gen is None:
         return None
     text = (
-        f"the dataset holds {n:,} re-id embeddings where SCALE={ds.scale:g} would mean {spec:,} "
-        f"(BENCH_EMBEDDINGS overrides the cap of {ds_mod.EMBEDDINGS_CAP:,}). Generating them took {gen:,.0f} s"
+        f"the dataset holds {n:,} re-id embeddings where SCALE={ds.scale:g} would mean {spec:,} (the cap is "
+        f"{ds_mod.EMBEDDINGS_CAP:,}; BENCH_EMBEDDINGS=N overrides it). In this build, generating them took {gen:,.0f} s"
     )
     if hnsw is not None:
-        est = _extrapolate(hnsw, n, spec)
         text += (
-            f" and copying them into reid_vectors plus building the HNSW index {hnsw:,.0f} s; at {spec:,} that is "
-            f"≈{spec / n * gen / 60:,.0f} min of generation and ≈{est / 60:,.0f} min of index build (n·log n) on this "
-            "machine"
+            f" and the pgvector copy plus the HNSW build {hnsw:,.0f} s; for the default {full:,} that extrapolates to "
+            f"≈{full / n * gen / 60:,.0f} min of generation and ≈{_extrapolate(hnsw, n, full) / 60:,.0f} min of HNSW "
+            "build (n·log n) on this machine"
+        )
+    restore = next((r for r in results if r.name.startswith("Restore (")), None)
+    if restore is not None and restore.median:
+        per = restore.median / n
+        text += (
+            f". Worse, a restore re-inserts every embedding into the HNSW graph one row at a time through the sync "
+            f"trigger: the restore above took {restore.median / 1000:,.0f} s, i.e. at most {per:,.1f} ms per "
+            f"embedding, ≈{per * full / 1000 / 60:,.0f} min for {full:,}, and the pg_restore comparison pays it again"
         )
     text += (
-        ", and every restore of the backed-up tables re-inserts each embedding into the HNSW graph row by row "
-        "(see the restore line). That does not fit `make bench`'s one-hour budget on 2 cores, so the count is capped; "
-        "find-similar's cost follows the HNSW graph's depth (log n), not the row count."
+        ". That cannot fit `make bench`'s one-hour budget on 2 cores, so the count is capped. Find-similar's cost "
+        "follows the HNSW graph's depth (log n), not the row count; the JSONB fallback is linear (see its line)."
     )
     return text
 
@@ -81,7 +88,7 @@ def explain(ds, info, results) -> list[str]:
             )
             why += "; the rest is Python: middleware, view, template rendering."
         lines.append(f"- **{r.name}**: {why or r.note}")
-    emb = embeddings_note(ds)
+    emb = embeddings_note(ds, results)
     if emb:
         lines.append(f"- **Re-id embeddings**: {emb}")
     return lines

@@ -35,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
     p.add_argument("--rebuild", action="store_true", default=os.environ.get("BENCH_REBUILD") == "1")
     p.add_argument("--output", default=os.environ.get("BENCH_OUTPUT", "docs/benchmarks.md"))
+    p.add_argument("--render", metavar="RAW_JSON", help="only rewrite the report from a run's raw JSON (no database)")
     args = p.parse_args(argv)
     if not 0 < args.scale <= 10:
         p.error("--scale must be in (0, 10]")
@@ -47,8 +48,23 @@ def parse_args(argv=None):
     return args
 
 
+def render(args) -> int:
+    """Rewrite the report from docs/benchmarks-raw/*.json: wording changes without measuring again."""
+    from tests.benchmarks import report
+    from tests.benchmarks.dataset import Dataset
+    from tests.benchmarks.harness import Result
+
+    data = json.loads(Path(args.render).read_text())
+    args.scale, args.runs = data["dataset"]["scale"], data.get("runs", args.runs)
+    results = [Result(**r) for r in data["results"]]
+    report.write(Path(args.output), Dataset.from_json(data["dataset"]), data["machine"], results, args)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render(args)
     # The benchmark settings pick the benchmark database; they must win over anything inherited.
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.benchmarks.settings"
     os.environ["SCALE"] = str(args.scale)
@@ -90,7 +106,9 @@ def main(argv=None) -> int:
     raw.mkdir(parents=True, exist_ok=True)
     (raw / f"results-scale-{args.scale:g}.json").write_text(
         json.dumps(
-            {"dataset": ds.to_json(), "machine": info, "results": [r.to_json() for r in results]}, indent=2, default=str
+            {"dataset": ds.to_json(), "machine": info, "runs": args.runs, "results": [r.to_json() for r in results]},
+            indent=2,
+            default=str,
         )  # fmt: skip
     )
     missed = [r for r in results if r.met is False]
