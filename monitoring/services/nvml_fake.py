@@ -93,7 +93,7 @@ class FakeNVML:
         # The real module's constants and exception classes, so `nvml.NVML_CLOCK_SM`
         # and `except nvml.NVMLError_NotSupported` work the same on both.
         for name in dir(pynvml):
-            if name.startswith(("NVML_", "NVMLError", "nvmlClocks")):
+            if name.startswith(("NVML_", "NVMLError", "nvmlClocks", "nvmlMemory_v")):
                 setattr(self, name, getattr(pynvml, name))
 
     @classmethod
@@ -206,6 +206,10 @@ class FakeNVML:
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         gpu = self._enter("nvmlDeviceGetMemoryInfo", handle)
         used = int(max(0, min(gpu.memory_total, self._wave(gpu, gpu.memory_used, 2048 * MIB, 900, handle.index))))
+        if version:  # nvmlMemory_v2: the driver's reserved memory is reported apart from "used"
+            return SimpleNamespace(
+                version=version, total=gpu.memory_total, reserved=0, used=used, free=gpu.memory_total - used
+            )
         return SimpleNamespace(total=gpu.memory_total, used=used, free=gpu.memory_total - used)
 
     def nvmlDeviceGetBAR1MemoryInfo(self, handle):

