@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDay, TruncWeek
 from django.utils import timezone
 
 from dashboard.choices import FeedbackType
-from dashboard.models import EventAudit, EventFeedback
+from dashboard.models import Camera, Event, EventAudit, EventFeedback
 
 
 def _rate(part: int, total: int) -> float | None:
@@ -31,11 +31,27 @@ def feedback_stats(weeks: int) -> dict:
         for value, label in labels.items()
     ]
     fp = Q(feedback_type=FeedbackType.FALSE_POSITIVE)
-    by_camera = [
-        {**r, "fp_rate": _rate(r["false_positives"], r["total"])}
-        for r in recent.values("event__camera_id", "event__camera__name")
+    # The camera comes from a scalar subquery per feedback row (events_pkey) rather than a join:
+    # for a join the planner would hash all of events (a sequential scan of millions of rows)
+    # to match a few thousand feedback rows.
+    camera_of_event = Subquery(Event.objects.filter(pk=OuterRef("event_id")).values("camera_id")[:1])
+    per_camera = (
+        recent.annotate(camera=camera_of_event)
+        .values("camera")
         .annotate(total=Count("id"), false_positives=Count("id", filter=fp))
-        .order_by("-total", "event__camera_id")
+        .order_by("-total", "camera")
+    )
+    rows = list(per_camera)
+    names = dict(Camera.objects.filter(id__in=[r["camera"] for r in rows]).values_list("id", "name"))
+    by_camera = [
+        {
+            "event__camera_id": r["camera"],
+            "event__camera__name": names.get(r["camera"]),
+            "total": r["total"],
+            "false_positives": r["false_positives"],
+            "fp_rate": _rate(r["false_positives"], r["total"]),
+        }
+        for r in rows
     ]
     by_week = [
         {**r, "fp_rate": _rate(r["false_positives"], r["total"])}
