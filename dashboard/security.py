@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
+from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.shortcuts import render
 
 
@@ -62,3 +63,18 @@ class RejectNulBytesMiddleware:
         if request.method == "POST" and self._has_nul(request.POST):
             return HttpResponseBadRequest(self.message, content_type="text/plain; charset=utf-8")
         return None
+
+
+class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
+    """Django's, except that a public view (login_not_required) never loads the session.
+
+    Django asks `request.user.is_authenticated` first, which reads the session from the
+    database; during a database outage /healthz then failed with a 500 for any client that
+    carried a session cookie (a browser, a load balancer replaying cookies) instead of
+    answering 503 with the reason.
+    """
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not getattr(view_func, "login_required", True):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
