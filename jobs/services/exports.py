@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import uuid
 import zipfile
@@ -67,7 +68,10 @@ class ExportError(JobFailed):
 # The same query-string names as the events and alerts list pages, so "export
 # these results" can pass the page's query string through unchanged.
 
-EVENT_FILTERS = ("camera", "started_at__gte", "started_at__lt", "risk_level", "reviewed")
+EVENT_FILTERS = (
+    "camera", "started_at__gte", "started_at__lt", "risk_level", "reviewed",
+    "risk_score_min", "risk_score_max", "object_type", "has_feedback", "has_alert",
+)  # fmt: skip
 ALERT_FILTERS = ("camera", "created_at__gte", "created_at__lt", "status", "severity", "rule")
 FILTER_LABELS = {
     "camera": "Camera",
@@ -77,6 +81,11 @@ FILTER_LABELS = {
     "created_at__lt": "Created before",
     "risk_level": "Risk level",
     "reviewed": "Reviewed",
+    "risk_score_min": "Risk score from",
+    "risk_score_max": "Risk score to",
+    "object_type": "Object type",
+    "has_feedback": "Has feedback",
+    "has_alert": "Has alert",
     "status": "Status",
     "severity": "Severity",
     "rule": "Rule",
@@ -148,7 +157,21 @@ def clean_filters(export_type: str, data) -> dict:
                 if bad:
                     raise ValidationError(f"{label}: unknown value(s) {', '.join(bad)}.")
                 out[name] = sorted(set(values))
-            elif name == "reviewed":
+            elif name in ("risk_score_min", "risk_score_max"):
+                try:
+                    score = int(values[-1])
+                except ValueError:
+                    raise ValidationError(f"{label}: {values[-1]!r} is not a whole number.")
+                if not 0 <= score <= 100:
+                    raise ValidationError(f"{label}: must be between 0 and 100.")
+                out[name] = score
+            elif name == "object_type":
+                value = values[-1].strip().lower()
+                if len(value) > 50:
+                    raise ValidationError(f"{label}: at most 50 characters.")
+                if value:
+                    out[name] = value
+            elif name in ("reviewed", "has_feedback", "has_alert"):
                 v = values[-1]
                 if v in _TRUE:
                     out[name] = True
@@ -170,6 +193,8 @@ def clean_filters(export_type: str, data) -> dict:
     )
     if lo in out and hi in out and parse_datetime(out[lo]) >= parse_datetime(out[hi]):
         errors.append("The start of the time range must be before its end.")
+    if out.get("risk_score_min", 0) > out.get("risk_score_max", 100):
+        errors.append("The risk score range is empty: its start is above its end.")
     if errors:
         raise ValidationError(errors)
     return out
@@ -264,6 +289,20 @@ def build_query(export_type: str, filters: dict, *, neutralise: bool) -> ExportQ
         if "reviewed" in filters:
             where.append("e.reviewed = %s")
             params.append(bool(filters["reviewed"]))
+        if filters.get("risk_score_min") is not None:
+            where.append("e.risk_score >= %s")
+            params.append(int(filters["risk_score_min"]))
+        if filters.get("risk_score_max") is not None:
+            where.append("e.risk_score <= %s")
+            params.append(int(filters["risk_score_max"]))
+        if filters.get("object_type"):
+            # Whole items of the comma-separated list, as the events list's filter matches them.
+            where.append("e.object_types ~* %s")
+            params.append(rf"(^|,)\s*{re.escape(filters['object_type'])}\s*(,|$)")
+        for name, table in (("has_feedback", "event_feedback"), ("has_alert", "alerts")):
+            if name in filters:
+                exists = f"EXISTS (SELECT 1 FROM {table} x WHERE x.event_id = e.id)"
+                where.append(exists if filters[name] else f"NOT {exists}")
         from_sql = "events e JOIN cameras c ON c.id = e.camera_id"
         count_from = "events e"
         # Newest first, like the events list; idx_events_started_at_id serves it.

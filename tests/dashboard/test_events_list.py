@@ -241,14 +241,12 @@ def test_bulk_mark_reviewed_refuses_too_many(operator_client, cams, settings):
     assert event.reviewed is False
 
 
-def test_export_link_says_which_filters_the_export_does_not_apply(operator_client, cams):
-    exports = pytest.importorskip("jobs.services.exports")
-    try:
-        reverse("jobs:export_create")
-    except NoReverseMatch:
-        pytest.skip("the jobs app has no export form yet")
-    response = operator_client.get(URL, {"camera": "garage", "has_alert": "true", "reviewed": "false"})
-    ignored = response.context["export_ignored"]
-    assert "Has alert" in ignored
-    assert all(label not in ignored for label in ("Camera", "Reviewed")) or "camera" not in exports.EVENT_FILTERS
-    assert "the export does not apply: Has alert" in response.content.decode()
+def test_export_link_applies_every_filter_of_the_list(operator_client, cams):
+    pytest.importorskip("jobs.services.exports")
+    query = {"camera": "garage", "has_alert": "true", "has_feedback": "false", "reviewed": "false",
+             "risk_score_min": "10", "risk_score_max": "90", "object_type": "person"}  # fmt: skip
+    response = operator_client.get(URL, query)
+    assert response.context["export_ignored"] == []
+    body = response.content.decode()
+    assert "the export does not apply" not in body
+    assert "has_alert=true" in response.context["export_url"] and "object_type=person" in response.context["export_url"]

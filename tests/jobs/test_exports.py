@@ -153,9 +153,39 @@ def test_event_filters_time_range_risk_and_reviewed(django_capture_on_commit_cal
     assert export.total_items == 1
 
 
+def test_event_filters_score_range_object_type_feedback_and_alert(django_capture_on_commit_callbacks):
+    # The same query string as the events list: "export these results" must export exactly those.
+    cam = factories.CameraFactory(id="drive", name="Drive")
+    wanted = factories.EventFactory(camera=cam, risk_score=70, object_types="car, person")
+    factories.AlertFactory(event=wanted)
+    factories.EventFeedbackFactory(event=wanted)
+    factories.EventFactory(camera=cam, risk_score=70, object_types="persons")  # "persons" is not "person"
+    too_low = factories.EventFactory(camera=cam, risk_score=20, object_types="person")
+    factories.AlertFactory(event=too_low)
+    factories.EventFeedbackFactory(event=too_low)
+    no_alert = factories.EventFactory(camera=cam, risk_score=80, object_types="person")
+    factories.EventFeedbackFactory(event=no_alert)
+    query = "risk_score_min=50&risk_score_max=90&object_type=Person&has_alert=yes&has_feedback=true"
+    filters = exports.clean_filters("events", QueryDict(query))
+    assert filters == {"risk_score_min": 50, "risk_score_max": 90, "object_type": "person", "has_alert": True,
+                       "has_feedback": True}  # fmt: skip
+    export = _export(django_capture_on_commit_callbacks, filters=filters)
+    assert [int(r["id"]) for r in _csv_rows(exports.export_file_path(export))] == [wanted.pk]
+    assert export.total_items == 1
+    negated = exports.clean_filters("events", QueryDict("has_alert=no&has_feedback=no"))
+    export = _export(django_capture_on_commit_callbacks, filters=negated)
+    rows = {int(r["id"]) for r in _csv_rows(exports.export_file_path(export))}
+    assert wanted.pk not in rows and too_low.pk not in rows and no_alert.pk not in rows and len(rows) == 1
+
+
 @pytest.mark.parametrize(
     "query, message",
     [
+        ("risk_score_min=high", "not a whole number"),
+        ("risk_score_max=101", "between 0 and 100"),
+        ("risk_score_min=80&risk_score_max=20", "risk score range is empty"),
+        ("object_type=" + "x" * 51, "at most 50"),
+        ("has_alert=perhaps", "yes or no"),
         ("started_at__gte=yesterday", "not a date"),
         ("risk_level=extreme", "unknown value"),
         ("reviewed=maybe", "yes or no"),
