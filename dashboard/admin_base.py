@@ -146,6 +146,24 @@ class WatchpostModelAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
         record_admin_delete(request, obj, pk=pk)
 
+    def save_formset(self, request, form, formset, change):
+        """Inline rows (e.g. the feedback on an event's page) are audited like top-level ones."""
+        from monitoring.services.audit import record_admin_delete, record_admin_save
+
+        # formset.save() deletes these and clears their primary keys: remember them first.
+        deleting = [(f.instance, f.instance.pk) for f in formset.deleted_forms if f.instance.pk is not None]
+        super().save_formset(request, form, formset, change)
+        created = {id(obj) for obj in formset.new_objects}
+        changed = {id(obj) for obj, _ in formset.changed_objects}
+        for inline_form in formset.forms:
+            obj = inline_form.instance
+            if id(obj) in created:
+                record_admin_save(request, obj, inline_form, change=False)
+            elif id(obj) in changed:
+                record_admin_save(request, obj, inline_form, change=True)
+        for obj, pk in deleting:
+            record_admin_delete(request, obj, pk=pk)
+
     def delete_queryset(self, request, queryset):
         from monitoring.services.audit import record_admin_bulk_delete
 

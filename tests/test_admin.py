@@ -492,3 +492,34 @@ def test_admin_changelist_count_survives_a_wild_estimate(admin_client_, monkeypa
     # bounded count (3) wins over the million: the page says 3.
     assert response.context["cl"].result_count == 3
     assert Alert.objects.count() == 3
+
+
+def test_inline_feedback_added_changed_and_deleted_in_the_admin_is_audited(admin_client_):
+    from dashboard.models import EventFeedback
+    from monitoring.models import AuditLog
+
+    event = factories.EventFactory()
+    url = reverse("admin:dashboard_event_change", args=[event.pk])
+    inline = {"feedback-0-feedback_type": "false_positive", "feedback-0-notes": "a cat",
+              "feedback-0-expected_severity": "", "feedback-0-created_at_0": "2025-01-10",
+              "feedback-0-created_at_1": "10:05:00", "feedback-0-event": str(event.pk)}  # fmt: skip
+    response = admin_client_.post(url, _event_form(event.camera, **{"feedback-TOTAL_FORMS": "1", **inline}))
+    assert response.status_code == 302, response.context and response.context["inline_admin_formsets"][1].formset.errors
+    feedback = EventFeedback.objects.get(event=event)
+    created = AuditLog.objects.get(resource_type="event_feedback", action="create")
+    assert created.resource_id == str(feedback.pk) and created.details["values"]["notes"] == "a cat"
+
+    change = {**inline, "feedback-0-id": str(feedback.pk), "feedback-0-notes": "a fox"}
+    response = admin_client_.post(url, _event_form(event.camera, **{"feedback-TOTAL_FORMS": "1",
+                                                                     "feedback-INITIAL_FORMS": "1", **change}))  # fmt: skip
+    assert response.status_code == 302
+    updated = AuditLog.objects.get(resource_type="event_feedback", action="update")
+    assert updated.details["changes"]["notes"] == ["a cat", "a fox"]
+
+    delete = {**change, "feedback-0-DELETE": "on"}
+    response = admin_client_.post(url, _event_form(event.camera, **{"feedback-TOTAL_FORMS": "1",
+                                                                     "feedback-INITIAL_FORMS": "1", **delete}))  # fmt: skip
+    assert response.status_code == 302
+    assert not EventFeedback.objects.exists()
+    deleted = AuditLog.objects.get(resource_type="event_feedback", action="delete")
+    assert deleted.resource_id == str(feedback.pk)
