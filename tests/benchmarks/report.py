@@ -179,6 +179,27 @@ def write(path: Path, ds, info: dict, results: list[Result], args) -> None:
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+    # The soak (issue 9) runs after the measurements and writes its own section; keep its latest
+    # figures in this report too, so a bench run without a soak (SOAK_SECONDS=0) does not drop them.
+    soak = path.with_name("benchmarks-soak.md")
+    if soak.exists():
+        merge_soak(path, soak.read_text())
+
+
+SOAK_START, SOAK_END = "<!-- soak:start -->", "<!-- soak:end -->"
+
+
+def merge_soak(report: Path, section: str) -> None:
+    """Put the soak's markdown section into the benchmark report (replacing an earlier one)."""
+    text = report.read_text() if report.exists() else "# Benchmarks\n"
+    block = f"{SOAK_START}\n{section.strip()}\n{SOAK_END}\n\n"
+    if SOAK_START in text and SOAK_END in text:
+        head, rest = text.split(SOAK_START, 1)
+        text = head + block + rest.split(SOAK_END, 1)[1].lstrip("\n")
+    else:
+        marker = "## How to reproduce"
+        text = text.replace(marker, block + marker, 1) if marker in text else text + "\n" + block
+    report.write_text(text)
 
 
 def _load(values) -> str:

@@ -336,6 +336,11 @@ def main() -> int:
     section = report(result, verdicts)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(section)
+    bench_report = Path(os.environ.get("BENCH_OUTPUT") or ROOT / "docs" / "benchmarks.md")
+    if bench_report.exists():
+        from tests.benchmarks.report import merge_soak
+
+        merge_soak(bench_report, section)
     (output.with_suffix(".json")).write_text(
         json.dumps({"result": result, "verdicts": verdicts}, indent=2, default=str)
     )
