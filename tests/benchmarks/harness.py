@@ -42,6 +42,7 @@ class Result:
     seq_scans: list[str] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    group: str = ""  # the run.py group that measured it (pages, compare, ...)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -109,7 +109,11 @@ def write(path: Path, ds, info: dict, results: list[Result], args) -> None:
     lines.append("")
     lines += _counts_table(ds.counts)
     lines.append("")
-    lines.append(f"Measuring took {info.get('measure_seconds', 0):,.0f} s.")
+    measure = info.get("measure_seconds", 0)
+    groups = info.get("group_seconds") or {}
+    per_group = f" ({', '.join(f'{k} {v:,.0f} s' for k, v in groups.items())})" if groups else ""
+    lines.append(f"Measuring took {measure:,.0f} s{per_group}; build + measuring = {ds.build_seconds + measure:,.0f} s "
+                 f"({(ds.build_seconds + measure) / 60:,.0f} min), the soak below not included.")  # fmt: skip
     lines.append("")
     lines.append("## Results")
     lines.append("")
