@@ -2,9 +2,11 @@
 
 * :func:`evaluate_rule` is pure: (rule, event, detections, zones) → :class:`Match`
   with every condition's verdict and reason. "Test rule" uses it as is.
-* :func:`evaluate_event` / :func:`evaluate_events` load an event (and its
+* :func:`evaluate_event` / :func:`evaluate_events` load the events (and their
   detections) in one query, evaluate every enabled rule from a per-process cache
-  of compiled rules and zones, and create alerts.
+  of compiled rules and zones, and create alerts: for a batch of events, in one
+  transaction per few hundred (rule, dedup key)s, not one per event (the commits,
+  not the matching, set the rate).
 
 Conditions are ANDed (DESIGN.md "Alerting"). The detection-level conditions
 (object types, minimum confidence, zones) must hold for one and the same
@@ -15,6 +17,8 @@ Cooldown and dedup under concurrency: before checking for an earlier alert the
 transaction takes ``pg_advisory_xact_lock(hashtext(rule_id || ':' || dedup_key))``,
 so workers evaluating the same event (or two events with the same key) are
 serialised on that key and the second one sees the first one's committed alert.
+A batch takes the locks of all its keys in one statement, sorted, so batches
+cannot deadlock each other; within a batch the earlier event wins a key.
 An event never gets two alerts from one rule (re-evaluation after a re-score is
 idempotent), and with cooldown_seconds > 0 no second alert with the same rule and
 dedup key is created within the cooldown.
@@ -23,6 +27,7 @@ dedup key is created within the cooldown.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -30,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from alerting.choices import DEDUP_PLACEHOLDERS
@@ -110,10 +115,28 @@ class CompiledRule:
     cooldown_seconds: int
     channels: list
     rule: object = None  # the AlertRule, for callers that need more
+    # (camera id, object type, zone id) → rendered dedup key: a batch renders each key once.
+    keys: dict = field(default_factory=dict)
 
     @property
     def has_detection_conditions(self) -> bool:
         return self.object_types is not None or self.min_confidence is not None or self.zones_by_camera is not None
+
+    def dedup_key(self, camera_id: str, object_type: str, zone_id: str) -> str:
+        key = self.keys.get((camera_id, object_type, zone_id))
+        if key is None:
+            key = render_dedup_key(
+                self.dedup_key_template,
+                {
+                    "camera_id": camera_id,
+                    "rule_id": self.id,
+                    "object_type": object_type,
+                    "zone_id": zone_id,
+                    "severity": self.severity,
+                },
+            )
+            self.keys[(camera_id, object_type, zone_id)] = key
+        return key
 
 
 @dataclass(slots=True)
@@ -546,6 +569,16 @@ _LOCK_SQL = """
 SELECT count(pg_advisory_xact_lock(h))
 FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(%s::text[]) AS k ORDER BY 1 OFFSET 0) s
 """
+# The new alerts as one JSON document: one parameter whatever the batch size. Django's
+# bulk_create sends a text array per column, and quoting every JSON value inside an
+# array costs more than the insert itself. A missing "channels" key stores NULL.
+_INSERT_SQL = """
+INSERT INTO alerts (id, event_id, rule_id, severity, status, created_at, updated_at,
+                    channels, dedup_key, metadata, version_id)
+SELECT (a->>'id')::uuid, (a->>'event_id')::integer, (a->>'rule_id')::uuid, a->>'severity', a->>'status',
+       %s::timestamptz, %s::timestamptz, a->'channels', a->>'dedup_key', a->'metadata', (a->>'version_id')::integer
+FROM jsonb_array_elements(%s::jsonb) AS a
+"""
 
 
 _STATEMENTS = {
@@ -553,6 +586,7 @@ _STATEMENTS = {
     "wp_alerting_fingerprint": _FINGERPRINT_SQL,
     "wp_alerting_existing": _EXISTING_SQL,
     "wp_alerting_lock": _LOCK_SQL,
+    "wp_alerting_insert": _INSERT_SQL,
 }
 _SQL_NAMES = {sql: name for name, sql in _STATEMENTS.items()}
 # (connection object, backend pid) → names PREPAREd in that session. A reconnect has a new pid.
@@ -591,7 +625,9 @@ def _execute(sql: str, params=None) -> list[tuple]:
 
 
 def load_event_views(event_ids) -> tuple[list[EventView], tuple]:
-    rows = _execute(_EVENTS_SQL, [list(event_ids)])
+    """The events that exist among `event_ids`, in that order, and the rule/zone fingerprint: one query."""
+    event_ids = list(event_ids)
+    rows = _execute(_EVENTS_SQL, [event_ids])
     views = []
     fingerprint: tuple = ()
     for eid, cam, started, score, otypes, dets, alerted, rules_fp, zones_fp in rows:
@@ -600,6 +636,10 @@ def load_event_views(event_ids) -> tuple[list[EventView], tuple]:
         fingerprint = (rules_fp, zones_fp)
     if not rows:
         fingerprint = tuple(_execute(_FINGERPRINT_SQL)[0])
+    if len(views) > 1:
+        # The caller's order decides which event wins a cooldown key (the database returns them in any order).
+        order = {eid: i for i, eid in reversed(list(enumerate(event_ids)))}
+        views.sort(key=lambda v: order.get(v.id, len(order)))
     return views, fingerprint
 
 
@@ -679,78 +719,221 @@ def _cooldown_reason(c: _Candidate) -> str:
     return f"cooldown of {c.rule.cooldown_seconds} s"
 
 
-def _screen_in_memory(cands: list[_Candidate], now: dt.datetime) -> list[_Candidate]:
+def _screen_in_memory(cands: list[_Candidate], now: dt.datetime, decided: dict | None = None) -> list[_Candidate]:
+    """Drop the candidates known to be suppressed without asking the database.
+
+    `decided`: (rule id, dedup key) → newest alert time, as this call's earlier
+    transactions found or created them (on top of the process-wide `_recent`).
+    """
     keep = []
+    since_by_cooldown: dict[int, dt.datetime] = {}
     for c in cands:
         if c.rule.id in c.ev.alerted_rules:
             _suppress(c, "already alerted for this event")
             continue
-        if c.rule.cooldown_seconds > 0:
-            last = _recent.get((c.rule.id, c.key))
-            if last is not None and last > now - dt.timedelta(seconds=c.rule.cooldown_seconds):
+        cooldown = c.rule.cooldown_seconds
+        if cooldown > 0:
+            since = since_by_cooldown.get(cooldown)
+            if since is None:
+                since = since_by_cooldown[cooldown] = now - dt.timedelta(seconds=cooldown)
+            token = (c.rule.id, c.key)
+            last = _recent.get(token)
+            if decided and (mine := decided.get(token)) is not None and (last is None or mine > last):
+                last = mine
+            if last is not None and last > since:
                 _suppress(c, _cooldown_reason(c))
                 continue
         keep.append(c)
     return keep
 
 
-def _create_alerts(cands: list[_Candidate]) -> list:
-    """Lock the candidates' (rule, dedup key)s, re-check under the locks, insert the survivors."""
-    from alerting.models import Alert
+def _create_alerts(cands: list[_Candidate], decided: dict | None = None) -> list:
+    """Lock the candidates' (rule, dedup key)s, re-check under the locks, insert the survivors: one transaction.
 
+    The candidates may come from many events, in event order. Under the locks the
+    first candidate of a (rule, dedup key) with a cooldown wins it and the later ones
+    are suppressed, exactly as if the events had been written one after the other.
+    The results (created, suppressed) and `decided` are filled in only once the block
+    has succeeded, so a failed attempt can be retried event by event without doubling them.
+    """
+    suppressed: list[tuple[_Candidate, str]] = []
+    created: list[tuple[_Candidate, object]] = []
     with transaction.atomic():
+        # One statement, keys sorted: two transactions with overlapping keys lock them in
+        # the same order, so batches of any size cannot deadlock each other.
         _execute(_LOCK_SQL, [sorted({f"{c.rule.id}:{c.key}" for c in cands})])
         now = timezone.now()
-        survivors, seen = [], set()
-        for c, (same_event, last) in zip(cands, _existing(cands, now), strict=True):
+        seen = set()
+        existing = _existing(cands, now)
+        for c, (same_event, last) in zip(cands, existing, strict=True):
             if same_event:
-                _suppress(c, "already alerted for this event")
+                suppressed.append((c, "already alerted for this event"))
                 continue
             if last is not None:
                 _remember(c.rule.id, c.key, last)
-                _suppress(c, _cooldown_reason(c))
+                suppressed.append((c, _cooldown_reason(c)))
                 continue
-            # Two candidates of one call with the same key: the first one wins the cooldown.
+            # Two candidates of one transaction with the same key: the first one wins the cooldown.
             token = (c.rule.id, c.key) if c.rule.cooldown_seconds > 0 else (c.rule.id, c.key, c.ev.id)
             if token in seen:
-                _suppress(c, _cooldown_reason(c))
+                suppressed.append((c, _cooldown_reason(c)))
                 continue
             seen.add(token)
-            survivors.append(c)
-        alerts = []
-        for c in survivors:
-            match = match_compiled(c.rule, c.ev, explain=True)  # now collect the reasons
-            det = match.detection
-            alert = Alert(
-                event_id=c.ev.id,
-                rule_id=c.rule.id,
-                severity=c.rule.severity,
-                dedup_key=c.key,
-                channels=public_channels(c.rule.channels) or None,
-                created_at=now,
-                updated_at=now,
-                metadata={
-                    "matched_conditions": match.matched_conditions,
-                    "reasons": match.reasons,
-                    "rule_name": c.rule.name,
-                    "camera_id": c.ev.camera_id,
-                    "risk_score": c.ev.risk_score,
-                    "object_type": det.object_type if det else None,
-                    "confidence": det.confidence if det else None,
-                    "detection_id": det.id if det else None,
-                    "zone_id": match.zone_id,
-                },
-            )
-            alerts.append(alert)
-            c.result.created.append(alert)
+            created.append((c, _new_alert(c, now)))
+        alerts = [alert for _, alert in created]
         if alerts:
-            Alert.objects.bulk_create(alerts)
+            _insert_alerts(alerts, now)
             transaction.on_commit(lambda: _after_create(alerts))
+    for c, why in suppressed:
+        _suppress(c, why)
+    for c, alert in created:
+        c.result.created.append(alert)
+    if decided is not None:
+        for c, (_, last) in zip(cands, existing, strict=True):
+            if last is not None:
+                decided[(c.rule.id, c.key)] = last
+        for c, _ in created:
+            decided[(c.rule.id, c.key)] = now
     return alerts
 
 
+def _insert_alerts(alerts: list, now: dt.datetime) -> None:
+    """Insert unsaved Alert instances (all created at `now`) in one statement; they count as saved afterwards."""
+    rows = []
+    for a in alerts:
+        row = {
+            "id": str(a.id),
+            "event_id": a.event_id,
+            "rule_id": str(a.rule_id),
+            "severity": a.severity,
+            "status": a.status,
+            "dedup_key": a.dedup_key,
+            "metadata": a.metadata,
+            "version_id": a.version_id,
+        }
+        if a.channels is not None:
+            row["channels"] = a.channels
+        rows.append(row)
+    _execute(_INSERT_SQL, [now, now, json.dumps(rows)])
+    for a in alerts:
+        a._state.adding = False
+        a._state.db = connection.alias
+
+
+def _new_alert(c: _Candidate, now: dt.datetime):
+    from alerting.models import Alert
+
+    match = match_compiled(c.rule, c.ev, explain=True)  # now collect the reasons
+    det = match.detection
+    return Alert(
+        event_id=c.ev.id,
+        rule_id=c.rule.id,
+        severity=c.rule.severity,
+        dedup_key=c.key,
+        channels=public_channels(c.rule.channels) or None,
+        created_at=now,
+        updated_at=now,
+        metadata={
+            "matched_conditions": match.matched_conditions,
+            "reasons": match.reasons,
+            "rule_name": c.rule.name,
+            "camera_id": c.ev.camera_id,
+            "risk_score": c.ev.risk_score,
+            "object_type": det.object_type if det else None,
+            "confidence": det.confidence if det else None,
+            "detection_id": det.id if det else None,
+            "zone_id": match.zone_id,
+        },
+    )
+
+
+# Candidates written per transaction when events are evaluated in batches. One
+# transaction for hundreds of events (one lock statement, one cooldown lookup, one
+# INSERT, one commit) is what makes batches fast: per event, those round trips and
+# the commit's WAL flush cost ten times the matching. The cap bounds how many
+# advisory locks one transaction holds (they share PostgreSQL's lock table,
+# max_locks_per_transaction × max_connections entries) and how long it holds them.
+WRITE_CHUNK = 500
+
+
+def _next_chunk(queue: list[_Candidate]) -> tuple[list[_Candidate], list[_Candidate]]:
+    """(the next transaction's candidates, the rest), both in event order.
+
+    At most WRITE_CHUNK candidates and one per (rule, dedup key) with a cooldown: a
+    later candidate of a key waits until the earlier one is decided, and then is
+    mostly suppressed in memory (the earlier one created an alert or met one). That
+    is the one-event-at-a-time outcome, with a transaction per few hundred keys
+    instead of one per event.
+    """
+    chunk: list[_Candidate] = []
+    rest: list[_Candidate] = []
+    taken: set = set()
+    for c in queue:
+        if len(chunk) >= WRITE_CHUNK:
+            rest.append(c)
+            continue
+        if c.rule.cooldown_seconds > 0:
+            token = (c.rule.id, c.key)
+            if token in taken:
+                rest.append(c)
+                continue
+            taken.add(token)
+        chunk.append(c)
+    return chunk, rest
+
+
+def _by_event(cands: list[_Candidate]) -> list[list[_Candidate]]:
+    groups: dict[int, list[_Candidate]] = {}
+    for c in cands:
+        groups.setdefault(c.ev.id, []).append(c)
+    return list(groups.values())
+
+
+def _write(chunk: list[_Candidate], decided: dict) -> Exception | None:
+    """Write one chunk; if its transaction fails, retry event by event so one bad event stays local.
+
+    Returns the first event's error (after the other events were written) for the
+    caller to raise once every chunk had its turn. A lost connection or a database
+    that refuses work is not any one event's fault: that error propagates at once.
+    """
+    try:
+        _create_alerts(chunk, decided)
+        return None
+    except Exception as exc:
+        groups = _by_event(chunk)
+        if len(groups) == 1:
+            return _event_failed(chunk, exc)
+        logger.warning(
+            "rule engine: writing the alerts of %d events in one transaction failed; retrying event by event",
+            len(groups),
+            exc_info=True,
+        )
+    first_error = None
+    for group in groups:
+        try:
+            _create_alerts(group, decided)
+        except Exception as exc:
+            first_error = first_error or _event_failed(group, exc)
+    return first_error
+
+
+def _event_failed(group: list[_Candidate], exc: Exception) -> Exception:
+    """`exc` if it is this event's own failure (logged); a database or connection failure is raised on."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        raise exc
+    # Typically the event (or the rule) was deleted while being evaluated.
+    logger.exception("rule engine: the alerts of event %s were not written", group[0].ev.id)
+    return exc
+
+
 def evaluate_views(views: list[EventView], ruleset: RuleSet) -> list[EvaluationResult]:
-    """Match every view against the rule set; create the alerts that dedup and cooldown allow."""
+    """Match every view against the rule set; create the alerts that dedup and cooldown allow.
+
+    The alerts of many events are written in a few transactions (see _next_chunk).
+    Events earlier in `views` win a cooldown key over later ones.
+    If one event's alerts cannot be written, the other events' alerts still are and
+    its error is raised at the end (re-running is safe: evaluation is idempotent).
+    """
     results = []
     cands: list[_Candidate] = []
     for ev in views:
@@ -762,27 +945,23 @@ def evaluate_views(views: list[EventView], ruleset: RuleSet) -> list[EvaluationR
                 continue
             best, zone_id = hit
             result.matched_rules.append(rule.id)
-            key = render_dedup_key(
-                rule.dedup_key_template,
-                {
-                    "camera_id": ev.camera_id,
-                    "rule_id": rule.id,
-                    "object_type": best.object_type if best else "",
-                    "zone_id": zone_id or "",
-                    "severity": rule.severity,
-                },
-            )
+            key = rule.dedup_key(ev.camera_id, best.object_type if best else "", zone_id or "")
             cands.append(_Candidate(ev, rule, key, result))
     if not cands:
         return results
     # Without a transaction first: most matches of a busy rule fall in its cooldown.
-    fresh = _screen_in_memory(cands, timezone.now())
-    # One short transaction per event keeps locks brief and a failure local to its event.
-    by_event: dict[int, list[_Candidate]] = {}
-    for c in fresh:
-        by_event.setdefault(c.ev.id, []).append(c)
-    for group in by_event.values():
-        _create_alerts(group)
+    queue = _screen_in_memory(cands, timezone.now())
+    decided: dict = {}
+    errors = []
+    while queue:
+        chunk, queue = _next_chunk(queue)
+        error = _write(chunk, decided)
+        if error is not None:
+            errors.append(error)
+        if queue:
+            queue = _screen_in_memory(queue, timezone.now(), decided)
+    if errors:
+        raise errors[0]
     return results
 
 
@@ -817,6 +996,4 @@ def preview_rule(rule, event_ids) -> list[tuple[EventView, Match]]:
     zone_ids = [str(z) for z in (rule.zone_ids or [])]
     zones = {z.id: zone_view(z) for z in CameraZone.objects.enabled().filter(id__in=zone_ids)} if zone_ids else {}
     compiled = compile_rule(rule, zones)
-    order = {eid: i for i, eid in enumerate(event_ids)}
-    views.sort(key=lambda v: order.get(v.id, 0))
     return [(ev, match_compiled(compiled, ev, explain=True)) for ev in views]
