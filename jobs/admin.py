@@ -61,6 +61,9 @@ class JobAttemptAdmin(WatchpostModelAdmin):
     list_display = ("id", "job", "attempt_number", "status", "started_at", "ended_at", "worker_id")
     list_filter = ("status", recent_filter("started_at", "started"))
     list_select_related = ("job",)
+    # Newest first through the primary key: started_at has only a BRIN index, which cannot
+    # serve ORDER BY ... LIMIT, so the model's ordering would sort the whole table.
+    ordering = ("-id",)
     raw_id_fields = ("job",)
     id_search_fields = ("id", "job")
     search_help_text = "An attempt id or a job id."
@@ -71,6 +74,9 @@ class JobLogAdmin(WatchpostModelAdmin):
     list_display = ("timestamp", "job", "attempt_number", "level", "message")
     list_filter = ("level", recent_filter("timestamp"))
     list_select_related = ("job",)
+    # Newest first through the primary key (rows are appended in time order): timestamp has
+    # only a BRIN index, which cannot serve ORDER BY ... LIMIT.
+    ordering = ("-id",)
     raw_id_fields = ("job",)
     id_search_fields = ("job",)
     search_help_text = "A job id."
