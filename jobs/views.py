@@ -367,8 +367,10 @@ def export_legal_hold(request, pk):
 
 
 def _backups_context(request, upload_form=None):
-    backups = list(BackupJob.objects.select_related("job").order_by("-created_at", "-pk")[:PAGE_SIZE])
-    restores = list(RestoreJob.objects.select_related("job").order_by("-created_at", "-pk")[:PAGE_SIZE])
+    # prefetch, not a join: for a join the planner hashes the whole jobs table (every export,
+    # retention run ...) to match a page of backups; jobs_pkey looks up just these.
+    backups = list(BackupJob.objects.prefetch_related("job").order_by("-created_at", "-pk")[:PAGE_SIZE])
+    restores = list(RestoreJob.objects.prefetch_related("job").order_by("-created_at", "-pk")[:PAGE_SIZE])
     live = any(b.status in (BackupStatus.PENDING, BackupStatus.RUNNING) for b in backups) or any(
         r.status in (RestoreStatus.PENDING, RestoreStatus.VALIDATING, RestoreStatus.RESTORING) for r in restores
     )
