@@ -93,9 +93,9 @@ class EventAdmin(WatchpostModelAdmin):
     )
     list_display_links = ("id", "started_at")
     # Few cameras, so the camera filter lists a handful of rows.
-    list_filter = ("risk_level", "reviewed", "camera")
-    # idx_events_started_at_id makes the month/day drill-down an index range.
-    date_hierarchy = "started_at"
+    # recent_filter, not date_hierarchy: drawing the hierarchy's links is a SELECT DISTINCT
+    # date_trunc() over every event (340 ms at 1M events); a window is one index range.
+    list_filter = ("risk_level", "reviewed", "camera", recent_filter("started_at", "started"))
     sortable_by = ("id", "started_at")
     autocomplete_fields = ("camera",)
     search_fields = ("summary",)
@@ -211,8 +211,7 @@ class ActionResultAdmin(EnrichmentAdmin):
 @admin.register(EventFeedback)
 class EventFeedbackAdmin(WatchpostModelAdmin):
     list_display = ("id", "event", "feedback_type", "expected_severity", "created_at")
-    list_filter = ("feedback_type", "expected_severity")
-    date_hierarchy = "created_at"
+    list_filter = ("feedback_type", "expected_severity", recent_filter("created_at", "given"))
     raw_id_fields = ("event",)
     id_search_fields = ("event",)
     search_help_text = "An event id."
@@ -229,8 +228,9 @@ class EventAuditAdmin(WatchpostModelAdmin):
         "prompt_length",
         "consistency_diff",
     )
-    list_filter = ("has_florence", "has_clip", "has_zones", "has_baseline", "has_cross_camera")
-    date_hierarchy = "audited_at"
+    list_filter = (
+        "has_florence", "has_clip", "has_zones", "has_baseline", "has_cross_camera", recent_filter("audited_at", "audited")
+    )  # fmt: skip
     raw_id_fields = ("event",)
     id_search_fields = ("event",)
     search_help_text = "An event id."

@@ -11,5 +11,6 @@ urlpatterns = [
     path("logs/<int:pk>/", views.log_detail, name="log_detail"),
     path("api/logs/", views.ingest_logs, name="ingest"),
     path("audit/", views.audit, name="audit"),
+    path("audit/summary/", views.audit_summary, name="audit_summary"),
     path("audit/<int:pk>/", views.audit_detail, name="audit_detail"),
 ]

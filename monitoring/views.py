@@ -304,8 +304,16 @@ def audit(request):
     }
     if _partial(request) == "audit-results":
         return render(request, "monitoring/_audit_results.html", context)
-    context["summary"] = audit_service.summary(days=7)
     return render(request, "monitoring/audit.html", context)
+
+
+@require_GET
+def audit_summary(request):
+    """Top actions and actors and the failures of the last 7 days (the audit page loads it after itself)."""
+    context = {"title": "Audit trail: summary", "summary": audit_service.summary(days=7)}
+    if _partial(request) is not None:
+        return render(request, "monitoring/_audit_summary.html", context)
+    return render(request, "monitoring/audit_summary.html", context)
 
 
 @require_GET

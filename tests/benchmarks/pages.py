@@ -85,6 +85,13 @@ def page_specs(ds) -> list[PageSpec]:
             f"Logs, search common term ({ds_mod.COMMON_TERM!r})", "monitoring:logs", query={"q": ds_mod.COMMON_TERM}
         ),
         PageSpec("Audit trail", "monitoring:audit"),
+        # Loaded by the audit page after itself (hx-trigger="load"): a widget, like the overview's.
+        PageSpec(
+            "Audit trail: 7-day summary (HTMX, after the page)",
+            "monitoring:audit_summary",
+            target_ms=P,
+            headers={**HTMX, "HX-Target": "audit-summary"},
+        ),
         PageSpec("Alerts", "alerting:alerts"),
         PageSpec("Alerts, open", "alerting:alerts", query={"status": ["pending", "delivered"]}),
         PageSpec("Rules", "alerting:rules"),
