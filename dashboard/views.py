@@ -109,6 +109,7 @@ def events(request):
             page = event_service.keyset_page(filterset.qs, None)
     else:
         page = event_service.KeysetPage([])
+    event_service.add_flags(page.items)
     context = {
         "title": "Events",
         "filter": filterset,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.shortcuts import get_object_or_404
 
@@ -91,13 +91,30 @@ def keyset_page(qs, cursor: str | None, size: int = PAGE_SIZE) -> KeysetPage:
 
 
 def list_queryset():
-    """Events with what the list shows per row; each Exists probes one index per row."""
-    from alerting.models import Alert
+    """Events with their camera; the page's feedback/alert flags come from `add_flags`."""
+    return Event.objects.select_related("camera")
 
-    return Event.objects.select_related("camera").annotate(
-        has_feedback=Exists(EventFeedback.objects.filter(event=OuterRef("pk"))),
-        has_alert=Exists(Alert.objects.filter(event=OuterRef("pk"))),
-    )
+
+def add_flags(events: list) -> list:
+    """Set `has_feedback` and `has_alert` on a page of events, in one query.
+
+    As EXISTS columns of the page's own query the planner hashes all of event_feedback and
+    alerts once (it plans for the whole events table before the LIMIT): 64 ms at 1M events.
+    Asked for just the page's ids, each is one probe of idx_event_feedback_event_id and
+    idx_alerts_event_id.
+    """
+    if not events:
+        return events
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT e.id, EXISTS (SELECT 1 FROM event_feedback f WHERE f.event_id = e.id), "
+            "EXISTS (SELECT 1 FROM alerts a WHERE a.event_id = e.id) FROM unnest(%s::bigint[]) AS e(id)",
+            [[e.pk for e in events]],
+        )
+        flags = {pk: (feedback, alert) for pk, feedback, alert in cur.fetchall()}
+    for e in events:
+        e.has_feedback, e.has_alert = flags.get(e.pk, (False, False))
+    return events
 
 
 # --- Review -----------------------------------------------------------------------------------

@@ -179,8 +179,8 @@ def test_list_query_count_is_fixed(operator_client, cams, django_assert_num_quer
         if i % 3 == 0:
             factories.EventFeedbackFactory(event=e)
             factories.AlertFactory(event=e)
-    # session, user, operator group, camera choices, the page of events (feedback/alert as EXISTS).
-    with django_assert_num_queries(5):
+    # session, user, operator group, camera choices, the page of events, its feedback/alert flags.
+    with django_assert_num_queries(6):
         response = operator_client.get(URL, {"camera": ["front_door", "garage"], "risk_score_min": "0"})
     assert len(response.context["page"].items) == 30
 
