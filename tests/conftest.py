@@ -43,3 +43,12 @@ def viewer_client(client, viewer):
 def admin_client_(client, staff):
     client.force_login(staff)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """The cache is per process (LocMem): a value one test cached must not leak into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

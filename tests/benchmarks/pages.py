@@ -37,6 +37,8 @@ class PageSpec:
     headers: dict = field(default_factory=dict)
     # Several URLs fetched one after the other and timed together (a page and the widgets it loads).
     then: list = field(default_factory=list)
+    # Empty the cache before each fetch: what the first visitor after a cache expiry waits for.
+    cold: bool = False
 
 
 def _latest_event_with_everything(ds) -> int:
@@ -154,6 +156,10 @@ def fetch(client: Client, url: str, query: dict, headers: dict | None = None):
 
 
 def fetch_all(client: Client, spec: PageSpec, url: str, extra: list[str]):
+    if spec.cold:
+        from django.core.cache import cache
+
+        cache.clear()
     first = fetch(client, url, spec.query, spec.headers)
     for other in extra:
         check_response(fetch(client, other, {}, HTMX), other)

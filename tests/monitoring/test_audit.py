@@ -329,6 +329,15 @@ def test_seven_day_summary_of_top_actions_and_actors(viewer_client, audit_rows):
     assert "<html" in full and "Last 7 days" in full and "Top actors" in full
 
 
+def test_summary_is_cached_for_a_minute_and_says_when_it_was_computed(viewer_client, audit_rows):
+    first = audit.summary(days=7)
+    factories.AuditLogFactory(action="update", actor="olivia_operator")
+    assert audit.summary(days=7) == first  # cached
+    assert audit.summary(days=7, fresh=True)["actions"][0] == ("update", 2)
+    html = viewer_client.get(reverse("monitoring:audit_summary")).content.decode()
+    assert "as of " in html
+
+
 def test_audit_detail_shows_old_and_new_values(viewer_client):
     row = factories.AuditLogFactory(
         details={"changes": {"enabled": [True, False], "name": ["<a>", "b"]}, "via": "admin"}
