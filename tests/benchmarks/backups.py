@@ -3,6 +3,15 @@
 Both restores replace the tables with the rows they already hold, so the
 dataset is the same afterwards; the tables are re-analysed at the end so later
 measurements do not run on missing statistics.
+
+The comparison is `pg_restore --data-only` into the live schema, in one
+transaction after a TRUNCATE: what an operator without superuser rights would
+run instead of ours, ending in the same state. It keeps every trigger, foreign
+key and index in place and maintains them row by row (--disable-triggers needs a
+superuser). Ours drops the foreign keys and secondary indexes between restored
+tables and pauses the re-id sync trigger for the load, then validates and builds
+them once, as a full pg_restore does with the schema it creates; so ours should
+beat it, by a margin that grows with the rows and most with the re-id embeddings.
 """
 
 from __future__ import annotations
@@ -178,8 +187,10 @@ def run(ds, runs: int) -> list[Result]:
                     if cur.fetchone()[0]:
                         cur.execute(f'VACUUM (ANALYZE) "{t}"')
         note = f"{len(tables)} tables, {rows:,} rows; zip {size / 1e6:,.0f} MB, custom-format dump {dump_size / 1e6:,.0f} MB"
-        restore_row = ratio_row(names["restore"], "ours (validate + TRUNCATE + COPY, one transaction)", ours_r,
-                                "pg_restore --data-only | psql --single-transaction (with TRUNCATE)", pg_r, note=note)  # fmt: skip
+        restore_row = ratio_row(names["restore"],
+                                "ours (validate + TRUNCATE + COPY, FKs/indexes/HNSW rebuilt after the load, one transaction)",
+                                ours_r, "pg_restore --data-only | psql --single-transaction (with TRUNCATE; triggers, "
+                                "FKs and indexes kept, maintained per row)", pg_r, note=note)  # fmt: skip
         restore_row.target, restore_row.met = "≤ 2×", restore_row.median <= 2
         both = [a + b for a, b in zip(ours_b, ours_r, strict=True)]
         pg_both = [a + b for a, b in zip(pg_d, pg_r, strict=True)]

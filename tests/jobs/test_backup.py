@@ -245,7 +245,11 @@ def test_restore_refuses_row_breaking_a_foreign_key(django_capture_on_commit_cal
     factories.EventFactory(camera=cam)
     src = svc.backup_file_path(make_backup(django_capture_on_commit_callbacks))
     bad = rewrite(src, tmp_path / "fk.zip", edit_table=("events", _events_csv_replace(b",yard\n", b",ghost\n")))
-    _assert_refused(django_capture_on_commit_callbacks, bad, "foreign key")
+    r = _assert_refused(django_capture_on_commit_callbacks, bad, "foreign key")
+    # Checked once for the whole table after its COPY: the message names the table, the constraint and the key.
+    assert r.error_message.startswith("Table events: ")
+    assert "events_camera_id" in r.error_message and "Nothing was changed" in r.error_message
+    assert 'Key (camera_id)=(ghost) is not present in table "cameras"' in r.error_message
 
 
 def test_restore_refuses_wrong_row_count(django_capture_on_commit_callbacks, good_backup, tmp_path):
@@ -330,3 +334,147 @@ def test_manifest_created_at_is_recorded(django_capture_on_commit_callbacks, goo
     r = restore(django_capture_on_commit_callbacks, good_backup, validate_only=True)
     assert r.backup_created_at is not None and r.backup_created_at <= timezone.now()
     assert r.backup_id
+
+
+# --- What the load drops to go fast comes back exactly as it was ----------------------------------------
+
+CATALOG_TABLES = [*svc.BACKUP_TABLES, "reid_vectors"]
+
+
+def catalog() -> dict:
+    """Every constraint, index and trigger of the restored tables (and the re-id vector table):
+    names, definitions, comments, enabled state; internal (FK) triggers by what they do."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated, "
+            "obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conrelid::regclass::text = ANY(%s) "
+            "ORDER BY 1, 2",
+            [CATALOG_TABLES],
+        )
+        constraints = cur.fetchall()
+        cur.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid, "
+            "obj_description(indexrelid, 'pg_class') FROM pg_index WHERE indrelid::regclass::text = ANY(%s) ORDER BY 1",
+            [CATALOG_TABLES],
+        )
+        indexes = cur.fetchall()
+        cur.execute(
+            "SELECT tgrelid::regclass::text, "
+            "CASE WHEN tgisinternal THEN (SELECT conname FROM pg_constraint WHERE oid = tgconstraint) ELSE tgname END, "
+            "tgfoid::regproc::text, tgtype, tgenabled, tgdeferrable, tginitdeferred FROM pg_trigger "
+            "WHERE tgrelid::regclass::text = ANY(%s) ORDER BY 1, 2, 3, 4",
+            [CATALOG_TABLES],
+        )
+        triggers = cur.fetchall()
+    return {"constraints": constraints, "indexes": indexes, "triggers": triggers}
+
+
+def _vector_rows() -> dict[int, str]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT detection_id, camera_id FROM reid_vectors")
+        return dict(cur.fetchall())
+
+
+def test_restore_puts_back_every_constraint_index_and_trigger(django_capture_on_commit_callbacks, tmp_path):
+    populate()
+    with connection.cursor() as cur:  # comments are part of what must come back
+        cur.execute("COMMENT ON INDEX idx_alert_rules_enabled IS 'rules the engine''s loop reads'")
+        cur.execute(
+            "COMMENT ON CONSTRAINT events_camera_id_8e2ac8c0_fk_cameras_id ON events IS 'every event has a camera'"
+        )
+    before = catalog()
+    assert any("hnsw" in definition for _, definition, _, _ in before["indexes"]) or not _has_vectors()
+    src = svc.backup_file_path(make_backup(django_capture_on_commit_callbacks))
+
+    r = restore(django_capture_on_commit_callbacks, src)
+    assert r.status == RestoreStatus.COMPLETED, r.error_message
+    assert catalog() == before
+    r = restore(django_capture_on_commit_callbacks, src, validate_only=True)
+    assert r.status == RestoreStatus.COMPLETED, r.error_message
+    assert catalog() == before
+    bad = rewrite(src, tmp_path / "fk.zip", edit_table=("events", _events_csv_replace(b",front_door\n", b",ghost\n")))
+    _assert_refused(django_capture_on_commit_callbacks, bad, "is not present in table")
+    assert catalog() == before
+
+    # …and they still work: a dangling camera id is refused, row by row again.
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError, match="events_camera_id"), transaction.atomic():
+        factories.EventFactory.build(camera_id="ghost").save()
+        with connection.cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def _has_vectors() -> bool:
+    from dashboard.services import reid
+
+    return reid.vector_index_available()
+
+
+@pytest.fixture
+def require_vector(db):
+    if not _has_vectors():
+        pytest.skip("the pgvector extension is not available on this PostgreSQL server")
+
+
+def test_restore_rebuilds_the_reid_vectors_and_their_sync(django_capture_on_commit_callbacks, require_vector):
+    from dashboard.services import reid
+
+    cam = populate()
+    factories.ReidEmbeddingFactory(
+        detection=factories.DetectionFactory(camera=cam), embedding=[1.0] * 10
+    )  # not indexed
+    expected = _vector_rows()
+    assert len(expected) == 1
+    src = svc.backup_file_path(make_backup(django_capture_on_commit_callbacks))
+    wipe()
+    assert _vector_rows() == {}
+    r = restore(django_capture_on_commit_callbacks, src)
+    assert r.status == RestoreStatus.COMPLETED, r.error_message
+    assert _vector_rows() == expected
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM reid_vectors WHERE embedding IS NULL")
+        assert cur.fetchone()[0] == 0
+    # The sync trigger is back on: a new embedding reaches the index by itself.
+    det = factories.DetectionFactory(camera=cam)
+    factories.ReidEmbeddingFactory(detection=det)
+    assert det.pk in _vector_rows()
+    assert reid.find_similar(det.pk, method="vector") == []  # all on one camera, but the index answers
+
+
+def test_restore_keeps_a_disabled_sync_trigger_disabled(django_capture_on_commit_callbacks, require_vector):
+    cam = populate()
+    src = svc.backup_file_path(make_backup(django_capture_on_commit_callbacks))
+    with connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending deferred FK checks
+        cur.execute("ALTER TABLE reid_embeddings DISABLE TRIGGER trg_reid_embeddings_vector_sync")
+    before = catalog()
+    r = restore(django_capture_on_commit_callbacks, src)
+    assert r.status == RestoreStatus.COMPLETED, r.error_message
+    assert catalog() == before
+    assert len(_vector_rows()) == 1  # the restored embeddings are indexed all the same
+    factories.ReidEmbeddingFactory(detection=factories.DetectionFactory(camera=cam))
+    assert len(_vector_rows()) == 1
+
+
+def test_parallel_vector_index_build_inside_the_restore(
+    django_capture_on_commit_callbacks, require_vector, monkeypatch
+):
+    from dashboard.services import reid
+
+    # Big restores build the HNSW graph with parallel workers, inside a savepoint of the restore's transaction.
+    monkeypatch.setattr(reid, "HNSW_PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(reid, "HNSW_BUILD_MEMORY", "64MB")
+    populate()
+    before = catalog()
+    expected = _vector_rows()
+    src = svc.backup_file_path(make_backup(django_capture_on_commit_callbacks))
+    with connection.cursor() as cur:
+        cur.execute("SHOW maintenance_work_mem")
+        memory = cur.fetchone()[0]
+    r = restore(django_capture_on_commit_callbacks, src)
+    assert r.status == RestoreStatus.COMPLETED, r.error_message
+    assert catalog() == before and _vector_rows() == expected
+    with connection.cursor() as cur:
+        cur.execute("SHOW maintenance_work_mem")
+        assert cur.fetchone()[0] == memory  # the build's settings did not outlive it
