@@ -38,4 +38,21 @@ def gpu_rollup(counts: dict) -> None:
         cur.execute("VACUUM (ANALYZE) monitoring_gpu_rollup")
 
 
-LOADERS: list = [("reid vectors + HNSW index", reid_vectors), ("gpu rollup", gpu_rollup)]
+def feedback_rollup(counts: dict) -> None:
+    """The feedback rollup the feedback statistics read (dashboard.services.stats), kept by triggers otherwise."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('dashboard_feedback_rollup') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return
+    from dashboard.services import stats
+
+    stats.rebuild_feedback_rollup()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) dashboard_feedback_rollup")
+
+
+LOADERS: list = [
+    ("reid vectors + HNSW index", reid_vectors),
+    ("gpu rollup", gpu_rollup),
+    ("feedback rollup", feedback_rollup),
+]
