@@ -58,7 +58,10 @@ def _run(cmd: list[str], env: dict) -> float:
 # Trigger functions that name tables and types without a schema. pg_restore runs with
 # search_path = '' and they fail there ("relation reid_vectors does not exist"); for
 # the comparison they get a pinned search_path while pg_restore runs.
-UNQUALIFIED_TRIGGER_FUNCTIONS = ("reid_vectors_sync", "reid_vectors_truncate", "reid_vectors_camera_sync")
+UNQUALIFIED_TRIGGER_FUNCTIONS = (
+    "reid_vectors_sync", "reid_vectors_truncate", "reid_vectors_camera_sync",
+    "dashboard_feedback_rollup_sync", "dashboard_feedback_rollup_camera_move", "dashboard_feedback_rollup_event_delete",
+)  # fmt: skip
 
 
 def _pin_trigger_search_path() -> list[str]:
