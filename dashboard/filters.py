@@ -23,6 +23,13 @@ def _datetime_widget():
     return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
+def object_type_pattern(value: str) -> str:
+    """events.object_types is a comma-separated list ("person,car"): a regex matching one whole item.
+
+    Shared with the events export (jobs.services.exports), which must select the same rows."""
+    return rf"(^|,)\s*{re.escape(value)}\s*(,|$)"
+
+
 class EventFilterSet(filters.FilterSet):
     """Filters of the events list (and of "export these results", which reuses the query string)."""
 
@@ -61,8 +68,7 @@ class EventFilterSet(filters.FilterSet):
         value = value.strip().lower()
         if not value:
             return queryset
-        # events.object_types is a comma-separated list ("person,car"); match whole items.
-        return queryset.filter(object_types__iregex=rf"(^|,)\s*{re.escape(value)}\s*(,|$)")
+        return queryset.filter(object_types__iregex=object_type_pattern(value))
 
     def filter_has_feedback(self, queryset, name, value):
         exists = Exists(EventFeedback.objects.filter(event=OuterRef("pk")))

@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import os
-import re
 import secrets
 import uuid
 import zipfile
@@ -296,9 +295,10 @@ def build_query(export_type: str, filters: dict, *, neutralise: bool) -> ExportQ
             where.append("e.risk_score <= %s")
             params.append(int(filters["risk_score_max"]))
         if filters.get("object_type"):
-            # Whole items of the comma-separated list, as the events list's filter matches them.
+            from dashboard.filters import object_type_pattern
+
             where.append("e.object_types ~* %s")
-            params.append(rf"(^|,)\s*{re.escape(filters['object_type'])}\s*(,|$)")
+            params.append(object_type_pattern(filters["object_type"]))
         for name, table in (("has_feedback", "event_feedback"), ("has_alert", "alerts")):
             if name in filters:
                 exists = f"EXISTS (SELECT 1 FROM {table} x WHERE x.event_id = e.id)"
