@@ -322,6 +322,7 @@ def test_seven_day_summary_of_top_actions_and_actors(viewer_client, audit_rows):
     # The page loads the summary after itself (hx-get on load), with a plain link beside it.
     summary_url = reverse("monitoring:audit_summary")
     assert f'hx-get="{summary_url}"' in page and f'href="{summary_url}"' in page and "<h3>Top actions" not in page
+    assert "{#" not in page and "aggregates every audit row" not in page  # template comments stay comments
     partial = viewer_client.get(summary_url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-summary").content.decode()
     assert "<html" not in partial and "Top actions" in partial and "Top actors" in partial
     assert '?action=update">update</a> <span class="muted">2</span>' in partial
