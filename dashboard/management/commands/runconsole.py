@@ -56,6 +56,12 @@ class Command(BaseCommand):
             "--access-logfile", "-", "--graceful-timeout", "10",
         ]  # fmt: skip
         children: list[tuple[str, subprocess.Popen]] = []
+        # The children run in sessions of their own, so only this process hears a stop request.
+        # SIGTERM (kill, systemd, docker stop) and SIGHUP must stop them like Ctrl-C does, and
+        # SIGINT too when a shell started us in the background (it then ignores SIGINT).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True)))
             if not opts["no_worker"]:
@@ -77,6 +83,8 @@ class Command(BaseCommand):
             self._stop(children)
 
     def _stop(self, children):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second request must not cut the shutdown short
+
         for _, proc in children:
             if proc.poll() is None:
                 try:
@@ -92,3 +100,7 @@ class Command(BaseCommand):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.stdout.write("Stopped.")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
