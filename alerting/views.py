@@ -219,7 +219,9 @@ def alert_action(request, pk, action):
             resp = render(request, "alerting/_alert_detail.html", _detail_context(alert))
         else:
             resp = render(request, "alerting/_alert_row.html", {"a": alert})
-        resp["HX-Trigger"] = "alerts-changed"  # the status counts follow at once, not at the next poll
+        # The status counts follow at once, not at the next poll. Not "alerts-changed": that reloads
+        # the list, and under a status filter the row just acted on would vanish under the cursor.
+        resp["HX-Trigger"] = "alert-counts-changed"
         return resp
     messages.success(request, alert_service.DONE_MESSAGES[action])
     return redirect("alerting:alert_detail", pk=pk)

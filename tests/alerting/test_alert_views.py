@@ -22,7 +22,7 @@ def test_inbox_lists_newest_first(operator_client):
     assert resp.status_code == 200
     body = resp.content.decode()
     assert body.index(f"alert-{new.pk}") < body.index(f"alert-{old.pk}")
-    assert 'hx-trigger="every 5s"' in body
+    assert 'hx-trigger="every 5s, alert-counts-changed from:body"' in body
 
 
 def test_inbox_filters(operator_client):
@@ -88,7 +88,7 @@ def test_status_counts_ignore_the_status_filter(operator_client):
     assert resp.status_code == 200
     counts = resp.context["counts"]
     assert counts["pending"]["count"] == 2 and counts["dismissed"]["count"] == 1 and counts["delivered"]["count"] == 0
-    assert 'hx-trigger="every 5s"' in resp.content.decode()
+    assert 'hx-trigger="every 5s, alert-counts-changed from:body"' in resp.content.decode()
 
 
 def test_inbox_query_count_is_pinned(operator_client, django_assert_num_queries):
