@@ -4,6 +4,7 @@ editor's drawing, live rule validation, and the inbox's conflict message."""
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from alerting.models import Alert, CameraZone
 from tests import factories
@@ -29,7 +30,7 @@ def test_draw_a_polygon_and_save_it(page, login, operator):
     points = json.loads(page.locator("textarea[name=coordinates]").input_value())
     assert len(points) == 3
     assert points[0] == pytest.approx([0.1, 0.1], abs=0.01)
-    assert page.locator("#zone-edit-layer circle").count() == 3
+    expect(page.locator("#zone-edit-layer circle")).to_have_count(3)
     # Drag the first vertex to (0.2, 0.3).
     box = page.locator("#zone-canvas").bounding_box()
     page.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"])
@@ -62,7 +63,7 @@ def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):
     # Typing a crossing polygon redraws it; the server refuses it with an inline error.
     page.select_option("select[name=shape]", "polygon")
     page.fill("textarea[name=coordinates]", "[[0,0],[1,1],[1,0],[0,1]]")
-    assert page.locator("#zone-edit-layer circle").count() == 4
+    expect(page.locator("#zone-edit-layer circle")).to_have_count(4)
     page.fill("input[name=id]", "bow")
     page.fill("input[name=name]", "Bow tie")
     page.click("#zone-form button[type=submit]")
@@ -70,7 +71,8 @@ def test_drag_a_rectangle_and_see_inline_errors(page, login, operator):
     assert "cross each other" in page.locator("#err-coordinates").inner_text()
     assert not CameraZone.objects.exists()
     # The swapped-in editor is live again: the kept points are drawn and a click adds one.
-    assert page.locator("#zone-edit-layer circle").count() == 4
+    # expect() waits: the editor's script redraws the points just after the swap settles.
+    expect(page.locator("#zone-edit-layer circle")).to_have_count(4)
     _svg_click(page, 0.9, 0.5)
     assert len(json.loads(page.locator("textarea[name=coordinates]").input_value())) == 5
 
