@@ -7,6 +7,7 @@ from django import forms
 
 from alerting.choices import AlertStatus, Severity
 from alerting.models import Alert, AlertRule
+from dashboard.forms import LongSelect
 
 
 class AlertFilterSet(django_filters.FilterSet):
@@ -41,7 +42,7 @@ class AlertFilterSet(django_filters.FilterSet):
         if cameras is not None:
             self.filters["camera"].field.widget = forms.Select(choices=[("", "Any camera"), *cameras])
         if rules is not None:
-            self.filters["rule"].field.widget = forms.Select(choices=[("", "Any rule"), *rules])
+            self.filters["rule"].field.widget = LongSelect(choices=[("", "Any rule"), *rules])
 
 
 class AlertRuleFilterSet(django_filters.FilterSet):

@@ -28,6 +28,7 @@ from alerting.services import baselines as baseline_service
 from alerting.services import engine, notify
 from dashboard.models import Camera
 from dashboard.permissions import is_operator, operator_required
+from dashboard.rowurls import RowUrl
 from monitoring.services.audit import record
 
 PAGE_SIZE = 50
@@ -135,7 +136,7 @@ def alerts(request):
     ctx = {
         "title": "Alerts",
         "filter": fs,
-        "alerts": rows,
+        "alerts": _alert_rows(rows),
         "next_url": next_url,
         "first_url": f"{request.path}?{query.urlencode()}" if cursor else None,
         "query": query.urlencode(),
@@ -147,6 +148,19 @@ def alerts(request):
     if _partial(request) and request.htmx.target == "alert-list":
         return render(request, "alerting/_alert_list.html", ctx)
     return render(request, "alerting/alerts.html", ctx)
+
+
+def _alert_rows(alerts):
+    """Alerts with the links each row of _alert_row.html draws (see dashboard.rowurls)."""
+    detail, rule_edit = RowUrl("alerting:alert_detail"), RowUrl("alerting:rule_edit")
+    actions = {action: RowUrl("alerting:alert_action", action) for action in ("acknowledge", "dismiss")}
+    for a in alerts:
+        a.urls = {
+            "detail": detail(a.pk),
+            "rule": rule_edit(a.rule_id) if a.rule_id else None,
+            **{action: link(a.pk) for action, link in actions.items()},
+        }
+    return alerts
 
 
 def _counts_base(fs):
@@ -218,7 +232,7 @@ def alert_action(request, pk, action):
         if request.POST.get("region") == "detail":
             resp = render(request, "alerting/_alert_detail.html", _detail_context(alert))
         else:
-            resp = render(request, "alerting/_alert_row.html", {"a": alert})
+            resp = render(request, "alerting/_alert_row.html", {"a": _alert_rows([alert])[0]})
         # The status counts follow at once, not at the next poll. Not "alerts-changed": that reloads
         # the list, and under a status filter the row just acted on would vanish under the cursor.
         resp["HX-Trigger"] = "alert-counts-changed"
@@ -267,11 +281,19 @@ def alerts_bulk(request):
 @require_GET
 def rules(request):
     fs = AlertRuleFilterSet(request.GET, queryset=AlertRule.objects.all())
-    rows = _with_zone_labels(list(fs.qs.order_by("name", "id")[:500]) if fs.is_valid() else [])
+    rows = _rule_rows(list(fs.qs.order_by("name", "id")[:500]) if fs.is_valid() else [])
     ctx = {"title": "Alert rules", "filter": fs, "rules": rows}
     if _partial(request) and request.htmx.target == "rule-list":
         return render(request, "alerting/_rule_list.html", ctx)
     return render(request, "alerting/rules.html", ctx)
+
+
+def _rule_rows(rules):
+    """Rules with their zone names and the links each row of _rule_row.html draws."""
+    links = {kind: RowUrl(f"alerting:rule_{kind}") for kind in ("edit", "toggle", "duplicate", "delete", "test")}
+    for r in _with_zone_labels(rules):
+        r.urls = {kind: link(r.pk) for kind, link in links.items()}
+    return rules
 
 
 def _with_zone_labels(rules):
@@ -376,7 +398,7 @@ def rule_toggle(request, pk):
         record("rule.update", "alert_rule", rule.pk, request=request,
                details={"changes": {"enabled": [not rule.enabled, rule.enabled]}})  # fmt: skip
     if _partial(request):
-        return render(request, "alerting/_rule_row.html", {"r": _with_zone_labels([rule])[0]})
+        return render(request, "alerting/_rule_row.html", {"r": _rule_rows([rule])[0]})
     messages.success(request, f"Rule “{rule.name}” {'enabled' if rule.enabled else 'disabled'}.")
     return redirect("alerting:rules")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -20,6 +21,8 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import gettext
 
 
 def planner_estimate(queryset: QuerySet) -> int | None:
@@ -128,6 +131,17 @@ class WatchpostModelAdmin(admin.ModelAdmin):
             if not self.search_fields:
                 return queryset.none(), False
         return super().get_search_results(request, queryset, search_term)
+
+    def action_checkbox(self, obj):
+        # The same <input> Django renders, built with format_html: the stock method renders a
+        # CheckboxInput through the form template engine, a sixth of a 50-row changelist's time.
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
     # --- audit trail (monitoring): one audit_logs row per admin add/change/delete ---------
     # The admin wraps each of these in the same transaction as the change, so a

@@ -7,7 +7,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncWeek
 from django.utils import timezone
 
@@ -129,26 +129,45 @@ def rebuild_feedback_rollup() -> None:
         cur.execute("SELECT dashboard_feedback_rollup_rebuild()")
 
 
+def _mean(total, n):
+    return total / n if n else None
+
+
 def audit_stats(days: int, worst: int = 20) -> dict:
     """Average scores per bucket, model contribution rates, worst-scored events (last `days` days)."""
     since = timezone.now() - dt.timedelta(days=days)
     recent = EventAudit.objects.filter(audited_at__gte=since)  # idx_event_audits_audited_at
     trunc = TruncDay if days <= 31 else TruncWeek
-    averages = {f: Avg(f) for f in EventAudit.SCORE_FIELDS}
-    over_time = list(
+    # One pass over the window: per-bucket counts and sums, from which the page's overall
+    # averages and model rates are added up in Python. Two queries (per bucket, then overall)
+    # read every audit in the window twice, the page's main cost at 50k audits.
+    sums = {f"sum_{f}": Sum(f) for f in EventAudit.SCORE_FIELDS}
+    counts = {f"n_{f}": Count(f) for f in EventAudit.SCORE_FIELDS}
+    flag_counts = {f: Count("id", filter=Q(**{f: True})) for f in EventAudit.FLAG_FIELDS}
+    rows = list(
         recent.annotate(bucket=trunc("audited_at"))
         .values("bucket")
-        .annotate(n=Count("id"), **averages)
+        .annotate(
+            n=Count("id"),
+            **sums,
+            **counts,
+            **flag_counts,
+            sum_utilization=Sum("enrichment_utilization"),
+            sum_prompt_tokens=Sum("prompt_token_estimate"),
+        )
         .order_by("bucket")
     )
-    flags = recent.aggregate(
-        total=Count("id"),
-        **{f: Count("id", filter=Q(**{f: True})) for f in EventAudit.FLAG_FIELDS},
-        **{f"avg_{f}": Avg(f) for f in EventAudit.SCORE_FIELDS},
-        avg_utilization=Avg("enrichment_utilization"),
-        avg_prompt_tokens=Avg("prompt_token_estimate"),
-    )
-    total = flags["total"]
+    over_time = [
+        {"bucket": r["bucket"], "n": r["n"], **{f: _mean(r[f"sum_{f}"], r[f"n_{f}"]) for f in EventAudit.SCORE_FIELDS}}
+        for r in rows
+    ]
+    total = sum(r["n"] for r in rows)
+    flags = {f: sum(r[f] for r in rows) for f in EventAudit.FLAG_FIELDS}
+    for f in EventAudit.SCORE_FIELDS:
+        flags[f"avg_{f}"] = _mean(sum(r[f"sum_{f}"] or 0 for r in rows), sum(r[f"n_{f}"] for r in rows))
+    # Both columns are NOT NULL, so every audit counts towards their averages.
+    flags["avg_utilization"] = _mean(sum(r["sum_utilization"] or 0 for r in rows), total)
+    flags["avg_prompt_tokens"] = _mean(sum(r["sum_prompt_tokens"] or 0 for r in rows), total)
     contributions = [
         {
             "flag": f,

@@ -25,8 +25,8 @@ def test_audits_page_aggregates_in_sql(operator_client, db, django_assert_num_qu
     bad = _audit(2, overall_quality_score=1.5, context_usage_score=1.0, has_zones=False, has_clip=False)
     _audit(3, overall_quality_score=3.0, context_usage_score=3.0, has_zones=True, has_clip=False)
     _audit(400, overall_quality_score=1.0)  # outside the 30-day window
-    # session, user, group + buckets, flag/average aggregate, worst events.
-    with django_assert_num_queries(6):
+    # session, user, group + one pass for buckets, flags and averages, worst events.
+    with django_assert_num_queries(5):
         response = operator_client.get(URL)
     assert response.status_code == 200
     ctx = response.context
@@ -43,6 +43,26 @@ def test_audits_page_aggregates_in_sql(operator_client, db, django_assert_num_qu
     assert [a.pk for a in ctx["worst"]] == [bad.pk, _pk_of_score(ctx, 3.0), good.pk]
     body = response.content.decode()
     assert reverse("dashboard:event_detail", args=[bad.event_id]) in body
+
+
+def test_averages_skip_missing_scores_per_day_and_overall(operator_client, db):
+    _audit(
+        1, overall_quality_score=4.0, context_usage_score=None, enrichment_utilization=0.5, prompt_token_estimate=100
+    )
+    _audit(1, overall_quality_score=2.0, context_usage_score=3.0, enrichment_utilization=1.0, prompt_token_estimate=300)
+    _audit(
+        5, overall_quality_score=None, context_usage_score=1.0, enrichment_utilization=0.0, prompt_token_estimate=200
+    )
+    ctx = operator_client.get(URL).context
+    days = {row["n"]: row for row in ctx["over_time"]}
+    assert days[2]["overall_quality_score"] == pytest.approx(3.0)
+    assert days[2]["context_usage_score"] == pytest.approx(3.0)  # the NULL is not a zero
+    assert days[1]["overall_quality_score"] is None
+    # Overall averages weigh audits, not days: (4 + 2) / 2 and (3 + 1) / 2.
+    assert ctx["overall"]["overall_quality_score"] == pytest.approx(3.0)
+    assert ctx["overall"]["context_usage_score"] == pytest.approx(2.0)
+    assert ctx["avg_utilization"] == pytest.approx(0.5)
+    assert ctx["avg_prompt_tokens"] == pytest.approx(200)
 
 
 def _pk_of_score(ctx, score):
