@@ -53,12 +53,15 @@ def load_note(info) -> str | None:
     load = info.get("load_start") or (0, 0, 0)
     end = (info.get("load_end") or (0,))[0]
     cores = info.get("cores") or 1
-    if max(load[0], end) <= cores * 0.5:
+    # Only the start tells of other work: the end figure is mostly this run's own (see below).
+    if load[0] <= cores * 0.5:
         return None
     return (
-        f"other work shared the machine during this run (load average {load[0]:.1f} on {cores} cores at the start, "
-        f"{end:.1f} at the end): CPU-bound work (template rendering, index builds, compression) got a share of the "
-        "cores, so timings, and their p95 especially, are higher than on an idle machine of the same kind."
+        f"the 1-minute load average was {load[0]:.1f} on {cores} cores when the run started (work finishing "
+        f"on the machine just before it) and {end:.1f} at the end, which counts the run's own work: the "
+        "database server and the backup measurements' pg_dump/pg_restore. CPU-bound lines (template rendering, "
+        "index builds, compression) measured while other work runs come out higher, their p95 especially, "
+        "than on an idle machine of the same kind."
     )
 
 

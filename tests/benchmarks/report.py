@@ -53,7 +53,8 @@ def _counts_table(counts: dict) -> list[str]:
 
 
 def write(path: Path, ds, info: dict, results: list[Result], args) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # A report rendered again from raw JSON (--render) keeps the time its numbers were measured.
+    now = info.get("measured_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured = [r for r in results if r.median is not None]
     missed = [r for r in results if r.met is False]
     broken = [r for r in results if r.median is None and "failed with" in (r.note or "")]
@@ -87,8 +88,8 @@ def write(path: Path, ds, info: dict, results: list[Result], args) -> None:
     ]
     if info.get("load_start") and info["load_start"][0] > (info.get("cores") or 1) * 0.5:
         lines += [
-            "> The load average shows other work on the machine during the run; timings are noisier than on an "
-            "idle machine (p95 especially).",
+            "> The load average at the start shows other work on the machine just before the run; timings taken "
+            "while such work goes on are noisier than on an idle machine (p95 especially).",
             "",
         ]
     lines += [

@@ -54,7 +54,10 @@ def render(args) -> int:
     from tests.benchmarks.dataset import Dataset
     from tests.benchmarks.harness import Result
 
-    data = json.loads(Path(args.render).read_text())
+    raw = Path(args.render)
+    data = json.loads(raw.read_text())
+    # Raw files written before measured_at existed: the file's own time is when the run ended.
+    data["machine"].setdefault("measured_at", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(raw.stat().st_mtime)))
     args.scale, args.runs = data["dataset"]["scale"], data.get("runs", args.runs)
     results = [Result(**r) for r in data["results"]]
     report.write(Path(args.output), Dataset.from_json(data["dataset"]), data["machine"], results, args)
@@ -113,6 +116,7 @@ def main(argv=None) -> int:
         group_seconds[name] = round(time.time() - t0, 1)
         dataset.log(f"measuring: {name} done in {group_seconds[name]:.0f} s")
     info["load_end"] = os.getloadavg()
+    info["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     info["group_seconds"] = group_seconds
     info["measure_seconds"] = round(sum(group_seconds.values()), 1)
     info["wall_seconds"] = round(time.time() - started, 1)
