@@ -8,11 +8,12 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import FileResponse, Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from dashboard.filters import EventFilterSet
 from dashboard.forms import BulkReviewForm, FeedbackForm, ReviewForm, WindowForm
@@ -36,6 +37,13 @@ def home(request):
         for key, title, area in overview.WIDGETS
     ]
     return render(request, "dashboard/home.html", {"title": "Overview", "widgets": widgets})
+
+
+@login_not_required
+@require_safe
+def favicon(request):
+    # Browsers ask /favicon.ico on pages that name no icon (the admin's); the console's pages link the SVG.
+    return redirect(static("favicon.svg"))
 
 
 @login_not_required

@@ -78,3 +78,11 @@ def test_healthz_reports_worker_ok_after_a_heartbeat(client):
     body = client.get(reverse("healthz")).json()
     assert body["worker"] == "ok"
     assert body["worker_heartbeat_age_seconds"] < 60
+
+
+def test_favicon_redirects_to_the_static_icon_without_login(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].endswith(".svg")
+    assert client.head("/favicon.ico").status_code == 302
+    assert client.get(reverse("login")).content.count(b'rel="icon"') == 1

@@ -60,7 +60,7 @@ def test_walk_finds_the_console_pages():
     for name in ("home", "dashboard:events", "monitoring:gpu", "alerting:rules", "jobs:exports"):
         assert name in names
     skipped = {r.name for r, _ in skipped_routes()}
-    assert {"login", "logout", "healthz"} <= skipped
+    assert {"login", "logout", "healthz", "favicon"} <= skipped
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)

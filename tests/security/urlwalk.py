@@ -32,6 +32,7 @@ SKIPPED_NAMES = {
     "login": "the login page is public by design (covered by test_lockout.py)",
     "logout": "logging out is allowed for everyone",
     "healthz": "public health probe for load balancers",
+    "favicon": "a redirect to the public static icon (tests/test_shell.py)",
 }
 # Apps whose data the walk watches for unwanted changes. Logs and audit rows are
 # excluded: a refused request may legitimately write a warning or an audit row.
