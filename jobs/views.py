@@ -12,7 +12,6 @@ import json
 import secrets
 import shutil
 from pathlib import Path
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -24,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.permissions import is_operator, operator_required
+from dashboard.regions import htmx_target, querystring
 from jobs.choices import BackupStatus, ExportStatus, JobLogLevel, JobStatus, RestoreStatus
 from jobs.filters import JobFilter
 from jobs.forms import AcknowledgeForm, ExportCreateForm, LegalHoldForm, LogLevelForm, RestoreUploadForm, make_cursor
@@ -38,26 +38,6 @@ LOG_LIMIT = 500
 LIVE_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def _partial(request) -> str | None:
-    if request.htmx and not request.htmx.boosted:
-        return request.htmx.target or ""
-    return None
-
-
-def _query(params, **changes) -> str:
-    items = []
-    for key in params:
-        if key in changes:
-            continue
-        for value in params.getlist(key):
-            if value != "":
-                items.append((key, value))
-    for key, value in changes.items():
-        if value not in (None, ""):
-            items.append((key, value))
-    return "?" + urlencode(items) if items else "?"
-
-
 def _keyset(qs, before):
     if before:
         moment, pk = before
@@ -70,7 +50,7 @@ def _page(request, qs, before):
     next_query = None
     if len(rows) > PAGE_SIZE:
         rows = rows[:PAGE_SIZE]
-        next_query = _query(request.GET, before=make_cursor(rows[-1].created_at, rows[-1].pk))
+        next_query = querystring(request.GET, before=make_cursor(rows[-1].created_at, rows[-1].pk))
     return rows, next_query
 
 
@@ -93,11 +73,11 @@ def job_list(request):
         "filter": filterset,
         "rows": rows,
         "next_query": next_query,
-        "first_query": _query(request.GET, before=None) if before else None,
+        "first_query": querystring(request.GET, before=None) if before else None,
         "live": any(j.status in LIVE_JOB for j in rows),
-        "self_query": _query(request.GET),
+        "self_query": querystring(request.GET),
     }
-    if _partial(request) == "job-results":
+    if htmx_target(request) == "job-results":
         return render(request, "jobs/_job_results.html", context)
     return render(request, "jobs/job_list.html", context)
 
@@ -151,7 +131,7 @@ def _related_record(job):
 def job_detail(request, pk):
     job = get_object_or_404(Job, pk=pk)
     context = _job_context(request, job)
-    target = _partial(request)
+    target = htmx_target(request)
     if target == "job-live":
         return render(request, "jobs/_job_live.html", context)
     if target == "job-logs":
@@ -230,7 +210,7 @@ def export_list(request):
         "first_query": "?" if before else None,
         "live": any(e.status in (ExportStatus.PENDING, ExportStatus.RUNNING) for e in rows),
     }
-    if _partial(request) == "export-results":
+    if htmx_target(request) == "export-results":
         return render(request, "jobs/_export_results.html", context)
     return render(request, "jobs/export_list.html", context)
 
@@ -313,7 +293,7 @@ def _downloadable(export) -> bool:
 def export_detail(request, pk):
     export = get_object_or_404(ExportJob.objects.select_related("job"), pk=pk)
     context = _export_context(export)
-    if _partial(request) == "export-live":
+    if htmx_target(request) == "export-live":
         return render(request, "jobs/_export_live.html", context)
     return render(request, "jobs/export_detail.html", context)
 
@@ -388,7 +368,7 @@ def _backups_context(request, upload_form=None):
 @require_GET
 def backups(request):
     context = _backups_context(request)
-    if _partial(request) == "backup-results":
+    if htmx_target(request) == "backup-results":
         return render(request, "jobs/_backup_results.html", context)
     return render(request, "jobs/backups.html", context)
 
@@ -415,7 +395,7 @@ def backup_detail(request, pk):
         if isinstance(backup.manifest_json, dict)
         else [],
     }
-    if _partial(request) == "backup-live":
+    if htmx_target(request) == "backup-live":
         return render(request, "jobs/_backup_live.html", context)
     return render(request, "jobs/backup_detail.html", context)
 
@@ -528,6 +508,6 @@ def restore_detail(request, pk):
             key=lambda kv: backup_service.BACKUP_TABLES.index(kv[0]) if kv[0] in backup_service.BACKUP_TABLES else 99,
         ),  # fmt: skip
     }
-    if _partial(request) == "restore-live":
+    if htmx_target(request) == "restore-live":
         return render(request, "jobs/_restore_live.html", context)
     return render(request, "jobs/restore_detail.html", context)

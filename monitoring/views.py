@@ -23,6 +23,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.regions import htmx_target, querystring
 from monitoring import logging as db_logging
 from monitoring.filters import AuditFilter, LogFilter
 from monitoring.forms import GPU_RANGES, GpuHistoryForm, make_cursor
@@ -36,28 +37,6 @@ PAGE_SIZE = 50
 TAIL_LIMIT = 200
 # Columns the log list never shows: the tsvector alone can be larger than the message.
 LIST_DEFERRED = ("search_vector", "extra", "user_agent")
-
-
-def _partial(request) -> str | None:
-    """The id of the region an HTMX request asks for (None for a full page)."""
-    if request.htmx and not request.htmx.boosted:
-        return request.htmx.target or ""
-    return None
-
-
-def _query(params, **changes) -> str:
-    """The current filters with `changes` applied, as "?a=b" (lists kept, empty values dropped)."""
-    items = []
-    for key in params:
-        if key in changes:
-            continue
-        for value in params.getlist(key):
-            if value != "":
-                items.append((key, value))
-    for key, value in changes.items():
-        if value not in (None, ""):
-            items.append((key, value))
-    return "?" + urlencode(items) if items else "?"
 
 
 # --- GPU -----------------------------------------------------------------------------------------------
@@ -77,7 +56,9 @@ def _gpu_context(request):
             selected_gpu=form.cleaned_data["gpu"],
             selected_range=form.cleaned_data["range"],
             csv_query=urlencode({"gpu": form.cleaned_data["gpu"], "range": form.cleaned_data["range"]}),
-            range_links=[(key, label, _query(request.GET, range=key)) for key, (label, _, _) in GPU_RANGES.items()],
+            range_links=[
+                (key, label, querystring(request.GET, range=key)) for key, (label, _, _) in GPU_RANGES.items()
+            ],
         )
     return context
 
@@ -85,7 +66,7 @@ def _gpu_context(request):
 @require_GET
 def gpu(request):
     context = _gpu_context(request)
-    target = _partial(request)
+    target = htmx_target(request)
     if target == "gpu-cards":
         return render(request, "monitoring/_gpu_cards.html", context)
     if target == "gpu-history":
@@ -168,7 +149,7 @@ def logs(request):
     valid = filterset.is_valid()
     tail_on = request.GET.get("tail") == "1"
     context = {"title": "Logs", "filter": filterset, "tail_on": tail_on, "dropped": db_logging.dropped_count()}
-    target = _partial(request)
+    target = htmx_target(request)
 
     if target == "log-tail":
         return _log_tail(request, filterset if valid else None)
@@ -181,7 +162,7 @@ def logs(request):
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
             last = rows[-1]
-            next_query = _query(request.GET, before=make_cursor(last.timestamp, last.id), tail=None)
+            next_query = querystring(request.GET, before=make_cursor(last.timestamp, last.id), tail=None)
         _headlines(rows, (filterset.form.cleaned_data.get("q") or "").strip())
         if tail_on and not before:
             # The tail follows ids (insertion order): a record whose timestamp is a
@@ -189,12 +170,12 @@ def logs(request):
             newest = max((r.id for r in rows), default=None)
             if newest is None:
                 newest = Log.objects.order_by("-id").values_list("id", flat=True).first() or 0
-            context["tail_query"] = _query(request.GET, after=newest, tail="1", before=None)
+            context["tail_query"] = querystring(request.GET, after=newest, tail="1", before=None)
     context.update(
         rows=rows,
         next_query=next_query,
-        first_query=_query(request.GET, before=None) if before else None,
-        tail_toggle_query=_query(request.GET, tail=None if tail_on else "1", before=None),
+        first_query=querystring(request.GET, before=None) if before else None,
+        tail_toggle_query=querystring(request.GET, tail=None if tail_on else "1", before=None),
     )
     if target == "log-results":
         return render(request, "monitoring/_log_results.html", context)
@@ -220,7 +201,7 @@ def _log_tail(request, filterset):
     context = {
         "rows": rows,
         "skipped": skipped,
-        "tail_query": _query(request.GET, after=newest, tail="1", before=None),
+        "tail_query": querystring(request.GET, after=newest, tail="1", before=None),
     }
     return render(request, "monitoring/_log_tail.html", context)
 
@@ -294,15 +275,15 @@ def audit(request):
         rows = list(qs[: PAGE_SIZE + 1])
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
-            next_query = _query(request.GET, before=make_cursor(rows[-1].timestamp, rows[-1].id))
+            next_query = querystring(request.GET, before=make_cursor(rows[-1].timestamp, rows[-1].id))
     context = {
         "title": "Audit trail",
         "filter": filterset,
         "rows": rows,
         "next_query": next_query,
-        "first_query": _query(request.GET, before=None) if before else None,
+        "first_query": querystring(request.GET, before=None) if before else None,
     }
-    if _partial(request) == "audit-results":
+    if htmx_target(request) == "audit-results":
         return render(request, "monitoring/_audit_results.html", context)
     return render(request, "monitoring/audit.html", context)
 
@@ -311,7 +292,7 @@ def audit(request):
 def audit_summary(request):
     """Top actions and actors and the failures of the last 7 days (the audit page loads it after itself)."""
     context = {"title": "Audit trail: summary", "summary": audit_service.summary(days=7)}
-    if _partial(request) is not None:
+    if htmx_target(request) is not None:
         return render(request, "monitoring/_audit_summary.html", context)
     return render(request, "monitoring/audit_summary.html", context)
 

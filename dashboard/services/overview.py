@@ -33,34 +33,10 @@ CAMERA_SILENT_AFTER = dt.timedelta(minutes=10)
 RUNNING_JOBS_SHOWN = 8
 RECENT_ERRORS_SHOWN = 5
 
-# Same skip scan as monitoring's GpuStat.objects.latest_per_gpu(), for a tree without it.
-_LATEST_GPU_SQL = """
-    WITH RECURSIVE gpus AS (
-        (SELECT host, gpu_index FROM gpu_stats ORDER BY host, gpu_index LIMIT 1)
-        UNION ALL
-        SELECT nxt.host, nxt.gpu_index FROM gpus
-        CROSS JOIN LATERAL (
-            SELECT g.host, g.gpu_index FROM gpu_stats g
-            WHERE (g.host, g.gpu_index) > (gpus.host, gpus.gpu_index)
-            ORDER BY g.host, g.gpu_index LIMIT 1
-        ) nxt
-    )
-    SELECT latest.* FROM gpus
-    CROSS JOIN LATERAL (
-        SELECT s.* FROM gpu_stats s
-        WHERE s.host = gpus.host AND s.gpu_index = gpus.gpu_index
-        ORDER BY s.recorded_at DESC LIMIT 1
-    ) latest
-    ORDER BY latest.host, latest.gpu_index
-"""
-
 
 def _latest_gpu_samples() -> list:
     """Newest sample per (host, gpu_index): one index probe per GPU on idx_gpu_stats_gpu_recorded_at."""
-    latest = getattr(GpuStat.objects, "latest_per_gpu", None)
-    if latest is not None:
-        return list(latest())
-    return list(GpuStat.objects.raw(_LATEST_GPU_SQL))
+    return list(GpuStat.objects.latest_per_gpu())
 
 
 def _no_gpu_reason() -> str:
