@@ -28,6 +28,7 @@ from alerting.services import baselines as baseline_service
 from alerting.services import engine, notify
 from dashboard.models import Camera
 from dashboard.permissions import is_operator, operator_required
+from dashboard.regions import htmx_target, is_partial
 from dashboard.rowurls import RowUrl
 from monitoring.services.audit import record
 
@@ -39,10 +40,6 @@ RULE_AUDIT_FIELDS = [
     "min_confidence", "schedule", "dedup_key_template", "cooldown_seconds", "channels",
 ]  # fmt: skip
 ZONE_AUDIT_FIELDS = ["name", "zone_type", "shape", "coordinates", "color", "priority", "enabled"]
-
-
-def _partial(request) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
 
 
 def _reverse_or_none(name: str, *args) -> str | None:
@@ -145,7 +142,7 @@ def alerts(request):
         if export_url
         else None,
     }
-    if _partial(request) and request.htmx.target == "alert-list":
+    if htmx_target(request) == "alert-list":
         return render(request, "alerting/_alert_list.html", ctx)
     return render(request, "alerting/alerts.html", ctx)
 
@@ -207,7 +204,7 @@ def _detail_context(alert) -> dict:
 def alert_detail(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("rule", "event", "event__camera"), pk=pk)
     ctx = _detail_context(alert)
-    if _partial(request):
+    if is_partial(request):
         return render(request, "alerting/_alert_detail.html", ctx)
     return render(request, "alerting/alert_detail.html", ctx)
 
@@ -224,11 +221,11 @@ def alert_action(request, pk, action):
     try:
         alert = alert_service.change_status(pk, request.POST.get("version"), action, request=request)
     except alert_service.AlertActionError as exc:
-        if _partial(request):
+        if is_partial(request):
             return _refusal(exc)
         messages.error(request, exc.message)
         return redirect("alerting:alert_detail", pk=pk)
-    if _partial(request):
+    if is_partial(request):
         if request.POST.get("region") == "detail":
             resp = render(request, "alerting/_alert_detail.html", _detail_context(alert))
         else:
@@ -262,7 +259,7 @@ def alerts_bulk(request):
         return HttpResponse("At most 500 alerts at once.", status=400, content_type="text/plain; charset=utf-8")
     results = alert_service.bulk_change(items, action, request=request)
     ok = sum(r.ok for r in results)
-    if _partial(request):
+    if is_partial(request):
         resp = render(request, "alerting/_bulk_results.html", {"results": results, "ok": ok, "action": action})
         if ok:
             resp["HX-Trigger"] = "alerts-changed"  # the list and its counts reload themselves
@@ -283,7 +280,7 @@ def rules(request):
     fs = AlertRuleFilterSet(request.GET, queryset=AlertRule.objects.all())
     rows = _rule_rows(list(fs.qs.order_by("name", "id")[:500]) if fs.is_valid() else [])
     ctx = {"title": "Alert rules", "filter": fs, "rules": rows}
-    if _partial(request) and request.htmx.target == "rule-list":
+    if htmx_target(request) == "rule-list":
         return render(request, "alerting/_rule_list.html", ctx)
     return render(request, "alerting/rules.html", ctx)
 
@@ -397,7 +394,7 @@ def rule_toggle(request, pk):
         rule.save(update_fields=["enabled"])
         record("rule.update", "alert_rule", rule.pk, request=request,
                details={"changes": {"enabled": [not rule.enabled, rule.enabled]}})  # fmt: skip
-    if _partial(request):
+    if is_partial(request):
         return render(request, "alerting/_rule_row.html", {"r": _rule_rows([rule])[0]})
     messages.success(request, f"Rule “{rule.name}” {'enabled' if rule.enabled else 'disabled'}.")
     return redirect("alerting:rules")
@@ -459,7 +456,7 @@ def rule_test(request, pk):
         "truncated": truncated,
         "match_count": sum(1 for _, m in results if m.matched) if results else 0,
     }
-    if _partial(request):
+    if is_partial(request):
         return render(request, "alerting/_rule_test_results.html", ctx)
     return render(request, "alerting/rule_test.html", ctx, status=400 if form.errors else 200)
 
@@ -475,7 +472,7 @@ def channel_test(request, pk, index):
     ok, message = notify.send_test(channel, actor=request.user.get_username())
     record("channel.test", "alert_rule", rule.pk, request=request, status="success" if ok else "failure",
            details={"channel": " ".join(notify.channel_key(channel)), "result": message})  # fmt: skip
-    if _partial(request):
+    if is_partial(request):
         return render(request, "alerting/_channel_test_result.html", {"ok": ok, "message": message})
     (messages.success if ok else messages.error)(request, message)
     return redirect("alerting:rule_edit", pk=rule.pk)
@@ -525,7 +522,7 @@ def _zone_page(request, camera, form, editing=None, status=200):
         "frame_height": height,
         "frame_url": reverse("alerting:camera_frame", args=[camera.pk]),
     }
-    if _partial(request):
+    if is_partial(request):
         return render(request, "alerting/_zone_editor.html", ctx, status=status)
     return render(request, "alerting/zone_editor.html", ctx, status=status)
 

@@ -1,4 +1,4 @@
-"""Helpers every app's list views share: which page region an HTMX request asks for, and
+"""Helpers every app's views share: which page region an HTMX request asks for, and
 the links that keep a list's filters while changing one of them."""
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ def htmx_target(request) -> str | None:
     if request.htmx and not request.htmx.boosted:
         return request.htmx.target or ""
     return None
+
+
+def is_partial(request) -> bool:
+    """Whether an HTMX request asks for a region rather than the whole page."""
+    return htmx_target(request) is not None
 
 
 def querystring(params, **changes) -> str:

@@ -19,6 +19,7 @@ from dashboard.filters import EventFilterSet
 from dashboard.forms import BulkReviewForm, FeedbackForm, ReviewForm, WindowForm
 from dashboard.models import Detection, Event, EventDetection
 from dashboard.permissions import operator_required
+from dashboard.regions import is_partial
 from dashboard.services import events as event_service
 from dashboard.services import overview, reid, stats
 from dashboard.services.health import worker_heartbeat_age
@@ -73,10 +74,6 @@ def healthz(request):
 # --- Event review (issue 6) ------------------------------------------------------------------
 
 
-def _partial(request) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def _export_url(request) -> str | None:
     """The jobs app's export form for these filters, once that app offers one."""
     try:
@@ -129,7 +126,7 @@ def events(request):
         "export_ignored": _export_ignored(filterset) if valid else [],
         "bulk_max": event_service.BULK_REVIEW_MAX,
     }
-    template = "dashboard/_events_results.html" if _partial(request) else "dashboard/events_list.html"
+    template = "dashboard/_events_results.html" if is_partial(request) else "dashboard/events_list.html"
     return render(request, template, context)
 
 
@@ -204,14 +201,14 @@ def event_review(request, pk: int):
             pk, reviewed=form.cleaned_data["reviewed"], notes=form.cleaned_data["notes"], request=request
         )
         saved = "Review saved." if changes else "Nothing changed."
-        if _partial(request):
+        if is_partial(request):
             fresh = ReviewForm(initial={"reviewed": event.reviewed, "notes": event.notes or ""})
             return render(
                 request, "dashboard/_event_review.html", {"event": event, "review_form": fresh, "saved": saved}
             )
         messages.success(request, saved)
         return redirect("dashboard:event_detail", pk=pk)
-    if _partial(request):
+    if is_partial(request):
         event = get_object_or_404(Event, pk=pk)
         return render(request, "dashboard/_event_review.html", {"event": event, "review_form": form})
     event = event_service.load_event(pk)
@@ -225,7 +222,7 @@ def event_feedback(request, pk: int):
     if form.is_valid():
         feedback, created = event_service.save_feedback(pk, request=request, **form.cleaned_data)
         saved = "Feedback recorded." if created else "Feedback updated."
-        if _partial(request):
+        if is_partial(request):
             return render(
                 request,
                 "dashboard/_event_feedback.html",
@@ -233,7 +230,7 @@ def event_feedback(request, pk: int):
             )
         messages.success(request, saved)
         return redirect("dashboard:event_detail", pk=pk)
-    if _partial(request):
+    if is_partial(request):
         event = get_object_or_404(Event, pk=pk)
         feedback = event.feedback.first()
         return render(
@@ -282,7 +279,7 @@ def detection_similar(request, pk: int):
         "error": error,
         "source_event": event_of.get(pk),
     }
-    template = "dashboard/_similar.html" if _partial(request) else "dashboard/similar.html"
+    template = "dashboard/_similar.html" if is_partial(request) else "dashboard/similar.html"
     return render(request, template, context)
 
 
@@ -322,6 +319,6 @@ def overview_widget(request, widget: str):
     title, area = next((t, a) for k, t, a in overview.WIDGETS if k == widget)
     context = {"title": title, "widget": widget, "area_url": reverse(area), "now": timezone.now(), **builder()}
     template = f"dashboard/_widget_{widget}.html"
-    if _partial(request):
+    if is_partial(request):
         return render(request, template, context)
     return render(request, "dashboard/widget_page.html", {**context, "widget_template": template})

@@ -23,32 +23,29 @@ def reid_vectors(counts: dict) -> None:
         cur.execute("VACUUM (ANALYZE) reid_vectors")
 
 
-def gpu_rollup(counts: dict) -> None:
-    """The per-minute GPU rollup the GPU page charts from (monitoring.services.rollup), kept by triggers otherwise."""
-    try:
-        from monitoring.services import rollup
-    except ImportError:
-        return
+def _rebuild_rollup(table: str, rebuild) -> None:
+    """Refill a trigger-kept rollup table with its feature's own rebuild, then analyse it."""
     with connection.cursor() as cur:
-        cur.execute("SELECT to_regclass('monitoring_gpu_rollup') IS NOT NULL")
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         if not cur.fetchone()[0]:
             return
-    rollup.rebuild()
+    rebuild()
     with connection.cursor() as cur:
-        cur.execute("VACUUM (ANALYZE) monitoring_gpu_rollup")
+        cur.execute(f"VACUUM (ANALYZE) {table}")
+
+
+def gpu_rollup(counts: dict) -> None:
+    """The per-minute GPU rollup the GPU page charts from (monitoring.services.rollup), kept by triggers otherwise."""
+    from monitoring.services import rollup
+
+    _rebuild_rollup("monitoring_gpu_rollup", rollup.rebuild)
 
 
 def feedback_rollup(counts: dict) -> None:
     """The feedback rollup the feedback statistics read (dashboard.services.stats), kept by triggers otherwise."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT to_regclass('dashboard_feedback_rollup') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            return
     from dashboard.services import stats
 
-    stats.rebuild_feedback_rollup()
-    with connection.cursor() as cur:
-        cur.execute("VACUUM (ANALYZE) dashboard_feedback_rollup")
+    _rebuild_rollup("dashboard_feedback_rollup", stats.rebuild_feedback_rollup)
 
 
 LOADERS: list = [
