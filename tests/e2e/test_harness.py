@@ -4,6 +4,8 @@ something)."""
 
 import pytest
 
+from monitoring.models import Log
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -34,3 +36,16 @@ def test_uncaught_javascript_errors_are_reported(page, login, operator, browser_
     page.wait_for_timeout(200)
     assert any("boom from the harness test" in p for p in browser_problems.items), browser_problems.items
     browser_problems.allow("boom from the harness test")
+
+    # The page's own reporter (static/js/frontend-logger.js) sends the error to the log
+    # ingestion endpoint after its batching delay. Waiting for the row here also keeps the
+    # report inside this test: sent later, it landed in the next test's database.
+    stored = None
+    for _ in range(100):
+        stored = Log.objects.filter(source="frontend", message__contains="boom from the harness test").first()
+        if stored is not None:
+            break
+        page.wait_for_timeout(100)
+    assert stored is not None, "the frontend reporter did not store the error within 10 s"
+    assert stored.level == "ERROR" and stored.component == "frontend"
+    assert stored.extra["url"].endswith("/") and stored.user_agent
