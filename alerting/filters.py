@@ -7,6 +7,7 @@ from django import forms
 
 from alerting.choices import AlertStatus, Severity
 from alerting.models import Alert, AlertRule
+from dashboard.filters import yes_no_filter
 from dashboard.forms import LongSelect
 
 
@@ -47,10 +48,7 @@ class AlertFilterSet(django_filters.FilterSet):
 
 class AlertRuleFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    enabled = django_filters.BooleanFilter(
-        widget=forms.Select(choices=[("", "Enabled or not"), ("true", "Enabled"), ("false", "Disabled")]),
-        label="Enabled",
-    )
+    enabled = yes_no_filter(any_label="Enabled or not", yes="Enabled", no="Disabled", label="Enabled")
     severity = django_filters.MultipleChoiceFilter(
         choices=Severity.choices, widget=forms.CheckboxSelectMultiple, label="Severity"
     )

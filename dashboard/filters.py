@@ -11,12 +11,13 @@ from dashboard.choices import RiskLevel
 from dashboard.forms import EventFilterForm
 from dashboard.models import Camera, Event, EventFeedback
 
-_YES_NO = [("", "Any"), ("true", "Yes"), ("false", "No")]
 
-
-def _yes_no_filter(**kwargs):
-    # A strict yes/no: an unknown value is a form error, not silently "any".
-    return filters.TypedChoiceFilter(choices=_YES_NO, coerce=lambda v: v == "true", **kwargs)
+def yes_no_filter(*, any_label="Any", yes="Yes", no="No", **kwargs):
+    """A strict yes/no filter ("true"/"false"): an unknown value is a form error, where
+    django-filter's BooleanFilter would silently read it as "any". Used by the events,
+    rules and jobs lists."""
+    choices = [("", any_label), ("true", yes), ("false", no)]
+    return filters.TypedChoiceFilter(choices=choices, coerce=lambda v: v == "true", **kwargs)
 
 
 def _datetime_widget():
@@ -49,10 +50,10 @@ class EventFilterSet(filters.FilterSet):
     started_at__lt = filters.IsoDateTimeFilter(
         field_name="started_at", lookup_expr="lt", label="Until", widget=_datetime_widget()
     )
-    reviewed = _yes_no_filter(label="Reviewed")
+    reviewed = yes_no_filter(label="Reviewed")
     object_type = filters.CharFilter(method="filter_object_type", label="Object type", max_length=50)
-    has_feedback = _yes_no_filter(method="filter_has_feedback", label="Has feedback")
-    has_alert = _yes_no_filter(method="filter_has_alert", label="Has alert")
+    has_feedback = yes_no_filter(method="filter_has_feedback", label="Has feedback")
+    has_alert = yes_no_filter(method="filter_has_alert", label="Has alert")
 
     class Meta:
         model = Event

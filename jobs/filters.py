@@ -8,6 +8,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from dashboard.filters import yes_no_filter
 from jobs.choices import JobStatus
 from jobs.forms import JobListForm
 from jobs.models import Job
@@ -30,10 +31,8 @@ class JobFilter(django_filters.FilterSet):
     created_at__lt = django_filters.DateTimeFilter(
         field_name="created_at", lookup_expr="lt", label="Created before", widget=_DATETIME
     )
-    has_error = django_filters.BooleanFilter(
-        method="filter_has_error",
-        label="Error",
-        widget=forms.Select(choices=[("", "any"), ("true", "with an error"), ("false", "without")]),
+    has_error = yes_no_filter(
+        method="filter_has_error", label="Error", any_label="any", yes="with an error", no="without"
     )
     q = django_filters.CharFilter(method="filter_q", label="Search", max_length=200)
 
@@ -50,8 +49,6 @@ class JobFilter(django_filters.FilterSet):
         return queryset
 
     def filter_has_error(self, queryset, name, value):
-        if value is None:
-            return queryset
         with_error = Q(error_message__isnull=False) & ~Q(error_message="")
         return queryset.filter(with_error) if value else queryset.exclude(with_error)
 

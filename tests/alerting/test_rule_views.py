@@ -40,6 +40,19 @@ def test_rules_list_filters_and_search(viewer_client):
     assert resp.content.decode().startswith('<div id="rule-list">')
 
 
+def test_rules_list_refuses_a_bad_filter_with_a_message(viewer_client):
+    factories.AlertRuleFactory(name="Porch night", severity="high", enabled=True)
+    url = reverse("alerting:rules")
+    for bad, field in (({"enabled": "maybe"}, "enabled"), ({"severity": "apocalyptic"}, "severity")):
+        resp = viewer_client.get(url, bad)
+        assert resp.status_code == 200 and resp.context["rules"] == []
+        body = resp.content.decode()
+        assert "Please correct the filters" in body and f"<li>{field}: Select a valid choice." in body
+        assert "Porch night" not in body
+    resp = viewer_client.get(url, {"enabled": "maybe"}, HTTP_HX_TARGET="rule-list", **HTMX)
+    assert "Please correct the filters" in resp.content.decode()
+
+
 def test_rules_list_query_count_is_pinned(operator_client, django_assert_num_queries):
     cam = factories.CameraFactory()
     zone = factories.CameraZoneFactory(camera=cam)

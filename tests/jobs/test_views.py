@@ -67,6 +67,10 @@ def test_job_list_keyset_pages_and_bad_input(viewer_client, django_assert_num_qu
         reverse("jobs:list"), {"created_at__gte": "2025-02-01T00:00", "created_at__lt": "2025-01-01T00:00"}
     )
     assert b"before its end" in r.content
+    # A yes/no filter refuses anything else instead of silently showing every job.
+    r = viewer_client.get(reverse("jobs:list"), {"has_error": "maybe"})
+    assert r.status_code == 200 and r.context["rows"] == []
+    assert b"Select a valid choice. maybe is not one of the available choices." in r.content
 
 
 def test_job_list_htmx_returns_partial(viewer_client):
