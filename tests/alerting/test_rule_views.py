@@ -43,11 +43,11 @@ def test_rules_list_filters_and_search(viewer_client):
 def test_rules_list_refuses_a_bad_filter_with_a_message(viewer_client):
     factories.AlertRuleFactory(name="Porch night", severity="high", enabled=True)
     url = reverse("alerting:rules")
-    for bad, field in (({"enabled": "maybe"}, "enabled"), ({"severity": "apocalyptic"}, "severity")):
+    for bad, label in (({"enabled": "maybe"}, "Enabled"), ({"severity": "apocalyptic"}, "Severity")):
         resp = viewer_client.get(url, bad)
         assert resp.status_code == 200 and resp.context["rules"] == []
         body = resp.content.decode()
-        assert "Please correct the filters" in body and f"<li>{field}: Select a valid choice." in body
+        assert "Please correct the filters" in body and f"<li>{label}: Select a valid choice." in body
         assert "Porch night" not in body
     resp = viewer_client.get(url, {"enabled": "maybe"}, HTTP_HX_TARGET="rule-list", **HTMX)
     assert "Please correct the filters" in resp.content.decode()
