@@ -636,6 +636,42 @@ def handover_wait(interval: float | None = None) -> float:
     return float(interval or settings.GPU_SAMPLE_INTERVAL) + 10.0
 
 
+class ShutdownClaim:
+    """Asks this host's running sampler to stop, and keeps new runs from starting, while the
+    worker shuts down (`make run`'s Ctrl-C).
+
+    A sampler run lasts up to MAX_RUN_SECONDS and django-q2 lets a stopping worker finish
+    its task, so without this the worker took minutes to stop. Waiting for the host lock
+    is the handover request the sampler already answers at its next tick; holding the
+    lock until release() makes a run started meanwhile give up after handover_wait().
+    """
+
+    def __init__(self, host: str | None = None, wait: float | None = None):
+        self.lock = HostLock(host or this_host())
+        self.wait = handover_wait() if wait is None else wait
+        self._done = threading.Event()
+        # One thread takes, holds and gives back the lock: a Django connection may only be
+        # used by the thread that opened it.
+        self._thread = threading.Thread(target=self._hold, name="watchpost-sampler-claim", daemon=True)
+
+    def _hold(self) -> None:
+        try:
+            self.lock.acquire(wait=self.wait)
+            self._done.wait()
+        except Exception:  # a shutdown must go on whatever the database does
+            logger.debug("sampler shutdown claim failed", exc_info=True)
+        finally:
+            self.lock.release()
+
+    def start(self) -> ShutdownClaim:
+        self._thread.start()
+        return self
+
+    def release(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=self.wait + 5)
+
+
 def max_run_seconds() -> float:
     """MAX_RUN_SECONDS, kept clear of django-q2's task timeout."""
     timeout = float(getattr(settings, "Q_CLUSTER", {}).get("timeout") or MAX_RUN_SECONDS + 60)

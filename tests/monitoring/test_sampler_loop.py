@@ -17,7 +17,7 @@ from monitoring import tasks
 from monitoring.models import GpuStat, SamplerStatus
 from monitoring.schedules import SAMPLER_FUNC, SAMPLER_SCHEDULE, ensure_schedules
 from monitoring.services.nvml_fake import FakeNVML
-from monitoring.services.sampler import GpuSampler, HostLock, run_sampler
+from monitoring.services.sampler import GpuSampler, HostLock, ShutdownClaim, run_sampler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,6 +98,35 @@ def test_next_run_takes_over_at_the_next_tick(fake_nvml):
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     # Evenly spaced across the hand-over: never two samplers at once, never a missed tick.
     assert all(interval * 0.5 < g < interval * 1.6 for g in gaps), gaps
+
+
+def test_shutdown_claim_stops_the_running_sampler_and_keeps_new_runs_out(fake_nvml):
+    """`make run`'s Ctrl-C: the running sampler stops at its next tick instead of running on
+    for minutes, and a run the scheduler starts meanwhile does not sample."""
+    outcome = {}
+
+    def long_run():
+        try:
+            outcome["run"] = run_sampler(duration=300, interval=0.3, sampler=GpuSampler(nvml=fake_nvml, host="h"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=long_run)
+    thread.start()
+    time.sleep(0.8)
+    started = time.monotonic()
+    claim = ShutdownClaim(host="h", wait=5).start()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and time.monotonic() - started < 3
+    assert outcome["run"]["handed_over"] is True and outcome["run"]["ticks"] >= 2
+    try:
+        late = run_sampler(duration=60, interval=0.3, wait=0.3, sampler=GpuSampler(nvml=fake_nvml, host="h"))
+        assert late["skipped"] is True
+    finally:
+        claim.release()
+    after = HostLock("h")
+    assert after.acquire()  # released: the next start samples again
+    after.release()
 
 
 def test_interval_setting_drives_the_ticks(sampler, settings):

@@ -85,20 +85,32 @@ class Command(BaseCommand):
     def _stop(self, children):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second request must not cut the shutdown short
 
+        # Only the leaders get SIGTERM: gunicorn's master and django-q2's cluster each stop
+        # their own children in order. Signalling the whole group killed django-q2's sentinel
+        # and workers outright (they keep SIGTERM's default action), which could leave the
+        # cluster waiting on a lock a dead process held, until the SIGKILL below.
+        claim = None
+        if any(name == "worker" and proc.poll() is None for name, proc in children):
+            from monitoring.services.sampler import ShutdownClaim
+
+            claim = ShutdownClaim().start()  # the GPU sampler's task would otherwise run on for minutes
         for _, proc in children:
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
         for name, proc in children:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"The {name} process did not stop in time; killing it.")
+            # Whatever is left of the group (all of it after a timeout) goes with SIGKILL.
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        if claim is not None:
+            claim.release()
         self.stdout.write("Stopped.")
 
 
