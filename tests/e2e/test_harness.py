@@ -5,6 +5,7 @@ something)."""
 import pytest
 
 from monitoring.models import Log
+from tests.reliability.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,12 +41,9 @@ def test_uncaught_javascript_errors_are_reported(page, login, operator, browser_
     # The page's own reporter (static/js/frontend-logger.js) sends the error to the log
     # ingestion endpoint after its batching delay. Waiting for the row here also keeps the
     # report inside this test: sent later, it landed in the next test's database.
-    stored = None
-    for _ in range(100):
-        stored = Log.objects.filter(source="frontend", message__contains="boom from the harness test").first()
-        if stored is not None:
-            break
-        page.wait_for_timeout(100)
-    assert stored is not None, "the frontend reporter did not store the error within 10 s"
+    stored = wait_until(
+        lambda: Log.objects.filter(source="frontend", message__contains="boom from the harness test").first(),
+        10, 0.1, "the frontend reporter to store the error",
+    )  # fmt: skip
     assert stored.level == "ERROR" and stored.component == "frontend"
     assert stored.extra["url"].endswith("/") and stored.user_agent

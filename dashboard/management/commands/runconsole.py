@@ -85,15 +85,15 @@ class Command(BaseCommand):
     def _stop(self, children):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second request must not cut the shutdown short
 
-        # Only the leaders get SIGTERM: gunicorn's master and django-q2's cluster each stop
-        # their own children in order. Signalling the whole group killed django-q2's sentinel
-        # and workers outright (they keep SIGTERM's default action), which could leave the
-        # cluster waiting on a lock a dead process held, until the SIGKILL below.
         claim = None
         if any(name == "worker" and proc.poll() is None for name, proc in children):
             from monitoring.services.sampler import ShutdownClaim
 
             claim = ShutdownClaim().start()  # the GPU sampler's task would otherwise run on for minutes
+        # Only the leaders get SIGTERM: gunicorn's master and django-q2's cluster each stop
+        # their own children in order. Signalling the whole group killed django-q2's sentinel
+        # and workers outright (they keep SIGTERM's default action), which could leave the
+        # cluster waiting on a lock a dead process held, until the SIGKILL below.
         for _, proc in children:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
